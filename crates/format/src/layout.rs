@@ -1,0 +1,118 @@
+//! The one place where object keys are formatted. Everything under a region's URL:
+//!
+//! ```text
+//! btar/v1/services/<service>/service.json               descriptor: engine, wrapped chunk-id key, version
+//! btar/v1/services/<service>/chunks/<id[0..2]>/<id>     sealed, compressed chunk
+//! btar/v1/services/<service>/backups/<backup>.manifest  sealed manifest, written last
+//! btar/v1/services/<service>/logs/<timeline>/<name>     sealed WAL segment / binlog file
+//! ```
+//! Chunks fan out by the first byte of their id so filesystem regions keep directories small.
+
+use crate::chunk::ChunkId;
+use crate::error::FormatError;
+
+pub const ROOT: &str = "btar/v1/services";
+pub const MANIFEST_SUFFIX: &str = ".manifest";
+
+/// Service, backup and log names become path segments, so they are restricted to a safe alphabet.
+pub fn validate_name(name: &str) -> Result<(), FormatError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(FormatError::InvalidName {
+            name: name.to_string(),
+            reason: "use 1-128 letters, digits, `-`, `_` or `.`, not starting with `.`".into(),
+        })
+    }
+}
+
+pub fn services_prefix() -> String {
+    format!("{ROOT}/")
+}
+
+pub fn service_prefix(service: &str) -> String {
+    format!("{ROOT}/{service}")
+}
+
+pub fn descriptor(service: &str) -> String {
+    format!("{ROOT}/{service}/service.json")
+}
+
+pub fn chunks_prefix(service: &str) -> String {
+    format!("{ROOT}/{service}/chunks")
+}
+
+pub fn chunk(service: &str, id: &ChunkId) -> String {
+    let hex = id.to_hex();
+    format!("{ROOT}/{service}/chunks/{}/{hex}", &hex[..2])
+}
+
+/// The chunk id named by a chunk key, if the key is one.
+pub fn parse_chunk_key(key: &str) -> Option<ChunkId> {
+    let name = key.rsplit('/').next()?;
+    ChunkId::from_hex(name).ok()
+}
+
+pub fn backups_prefix(service: &str) -> String {
+    format!("{ROOT}/{service}/backups")
+}
+
+pub fn manifest(service: &str, backup: &str) -> String {
+    format!("{ROOT}/{service}/backups/{backup}{MANIFEST_SUFFIX}")
+}
+
+pub fn parse_manifest_key(key: &str) -> Option<String> {
+    let name = key.rsplit('/').next()?;
+    name.strip_suffix(MANIFEST_SUFFIX).map(str::to_string)
+}
+
+pub fn logs_prefix(service: &str) -> String {
+    format!("{ROOT}/{service}/logs")
+}
+
+pub fn log(service: &str, timeline: &str, name: &str) -> String {
+    format!("{ROOT}/{service}/logs/{timeline}/{name}")
+}
+
+/// `(timeline, name)` of a log key.
+pub fn parse_log_key(key: &str) -> Option<(String, String)> {
+    let mut it = key.rsplit('/');
+    let name = it.next()?;
+    let timeline = it.next()?;
+    Some((timeline.to_string(), name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let id = ChunkId::from_bytes([7u8; 32]);
+        let k = chunk("svc", &id);
+        assert!(k.starts_with("btar/v1/services/svc/chunks/07/0707"));
+        assert_eq!(parse_chunk_key(&k), Some(id));
+        assert_eq!(
+            parse_manifest_key(&manifest("svc", "b1")).as_deref(),
+            Some("b1")
+        );
+        assert_eq!(
+            parse_log_key(&log("svc", "00000001", "000000010000000000000003")),
+            Some(("00000001".into(), "000000010000000000000003".into()))
+        );
+    }
+
+    #[test]
+    fn rejects_unsafe_names() {
+        for bad in ["", "..", "a/b", ".hidden", "sp ace", &"x".repeat(200)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_name("pg-main_1.x").is_ok());
+    }
+}

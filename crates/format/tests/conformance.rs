@@ -1,0 +1,383 @@
+//! Storage conformance: the same suite against every backend — in-memory, local filesystem, and a real
+//! S3-protocol server on loopback. Each check asserts behaviour a backup system relies on.
+
+use btar_format::verify::verify;
+use btar_format::{
+    BackupWriter, FileReader, FormatError, Location, LogPut, WriterOptions, backup_name_at,
+};
+use btar_region::{CancellationToken, Region, RegionConfig, RegionError, RegionKey};
+use btar_testkit::{S3Server, fs_region, memory_region};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+const SVC: &str = "svc1";
+
+fn open(cfg: &RegionConfig) -> Region {
+    Region::open(cfg, CancellationToken::new()).expect("open region")
+}
+
+fn opts() -> WriterOptions {
+    WriterOptions {
+        chunk_size: 64 * 1024,
+        max_in_flight: 8,
+    }
+}
+
+/// Deterministic, partly compressible test data.
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|i| {
+            if (i / 4096) % 3 == 0 {
+                (i % 251) as u8
+            } else {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            }
+        })
+        .collect()
+}
+
+async fn read_back(loc: &Location, m: &btar_format::Manifest, path: &str) -> Vec<u8> {
+    let entry = m.files.iter().find(|f| f.path == path).expect("entry");
+    let mut out = Vec::new();
+    FileReader::new(loc.clone(), 4)
+        .write_to(m, entry, &mut out, &|_| {})
+        .await
+        .expect("read back");
+    out
+}
+
+async fn suite(cfg: RegionConfig) {
+    let region = open(&cfg);
+    raw_object_ops(&region).await;
+    round_trips_and_commit_last(&region).await;
+    resumed_upload_skips_durable_chunks(&region).await;
+    tamper_and_loss_are_detected(&region).await;
+    wrong_and_missing_keys(&cfg).await;
+    logs_refuse_overwrite(&region).await;
+    large_multipart_object(&region).await;
+}
+
+async fn raw_object_ops(r: &Region) {
+    r.put("t/a", Bytes::from_static(b"one")).await.unwrap();
+    r.put("t/b/c", Bytes::from_static(b"two")).await.unwrap();
+    assert_eq!(r.get("t/a").await.unwrap(), Bytes::from_static(b"one"));
+    assert_eq!(r.head("t/b/c").await.unwrap().unwrap().size, 3);
+    let mut keys: Vec<String> = r.list("t").map_ok(|o| o.key).try_collect().await.unwrap();
+    keys.sort();
+    assert_eq!(keys, vec!["t/a".to_string(), "t/b/c".to_string()]);
+    r.delete("t/a").await.unwrap();
+    r.delete("t/a").await.unwrap(); // idempotent
+    assert!(r.head("t/a").await.unwrap().is_none());
+    let e = r.get("t/a").await.unwrap_err();
+    assert!(matches!(e, RegionError::NotFound { .. }), "{e}");
+    assert!(
+        e.to_string().contains(r.name()) && e.to_string().contains("t/a"),
+        "{e}"
+    );
+    assert!(
+        r.put_if_absent("t/once", Bytes::from_static(b"1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !r.put_if_absent("t/once", Bytes::from_static(b"2"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(r.get("t/once").await.unwrap(), Bytes::from_static(b"1"));
+    r.delete("t/b/c").await.unwrap();
+    r.delete("t/once").await.unwrap();
+}
+
+async fn round_trips_and_commit_last(r: &Region) {
+    let loc = Location::open_or_init(r, SVC, "pg", None).await.unwrap();
+    let w = BackupWriter::new(loc.clone(), opts());
+    let cs = 64 * 1024;
+    let sizes = [0, 1, cs - 1, cs, cs + 1, 5 * cs + 17];
+    let mut files = Vec::new();
+    for (i, n) in sizes.iter().enumerate() {
+        let d = data(*n, i as u64);
+        files.push(
+            w.write_file(&format!("f{i}"), 0o600, d.as_slice())
+                .await
+                .unwrap(),
+        );
+    }
+    let name = backup_name_at(chrono::Utc::now());
+    // Every chunk is durable, but nothing is visible until the manifest lands.
+    assert!(
+        loc.list_backups().await.unwrap().is_empty(),
+        "backup visible before commit"
+    );
+    let m = w.manifest(
+        &name,
+        chrono::Utc::now(),
+        files,
+        serde_json::json!({"k": 1}),
+    );
+    loc.commit_manifest(&m).await.unwrap();
+    assert_eq!(loc.list_backups().await.unwrap(), vec![name.clone()]);
+    let m2 = loc.read_manifest(&name).await.unwrap();
+    assert_eq!(m2, m);
+    for (i, n) in sizes.iter().enumerate() {
+        assert_eq!(
+            read_back(&loc, &m2, &format!("f{i}")).await,
+            data(*n, i as u64),
+            "file f{i}"
+        );
+    }
+    // A failed write (reader error mid-file) leaves no manifest.
+    struct Failing(usize);
+    impl tokio::io::AsyncRead for Failing {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.0 == 0 {
+                return std::task::Poll::Ready(Err(std::io::Error::other("disk went away")));
+            }
+            let n = self.0.min(buf.remaining()).min(10_000);
+            buf.put_slice(&vec![3u8; n]);
+            self.0 -= n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+    let w = BackupWriter::new(loc.clone(), opts());
+    let e = w
+        .write_file("bad", 0o600, Failing(200_000))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("bad") && e.to_string().contains("disk went away"),
+        "{e}"
+    );
+    assert_eq!(loc.list_backups().await.unwrap().len(), 1);
+    loc.delete_manifest(&name).await.unwrap();
+}
+
+async fn resumed_upload_skips_durable_chunks(r: &Region) {
+    let loc = Location::open_or_init(r, "resume", "pg", None)
+        .await
+        .unwrap();
+    let d = data(40 * 64 * 1024, 99);
+    // First attempt "crashes" after its chunks are durable but before the manifest.
+    let w1 = BackupWriter::new(loc.clone(), opts());
+    w1.write_file("big", 0o600, &d[..d.len() / 2])
+        .await
+        .unwrap();
+    assert!(loc.list_backups().await.unwrap().is_empty());
+    let first = w1.stats().snapshot().new_chunks;
+    assert_eq!(first, 20);
+    // The retry finds what is already there and uploads only the rest.
+    let w2 = BackupWriter::new(loc.clone(), opts());
+    let f = w2.write_file("big", 0o600, d.as_slice()).await.unwrap();
+    let s = w2.stats().snapshot();
+    assert_eq!(s.chunk_refs, 40);
+    assert_eq!(s.new_chunks, 20, "resumed upload re-sent durable chunks");
+    let m = w2.manifest(
+        "resumed",
+        chrono::Utc::now(),
+        vec![f],
+        serde_json::Value::Null,
+    );
+    loc.commit_manifest(&m).await.unwrap();
+    assert_eq!(read_back(&loc, &m, "big").await, d);
+}
+
+async fn tamper_and_loss_are_detected(r: &Region) {
+    let loc = Location::open_or_init(r, "tamper", "pg", None)
+        .await
+        .unwrap();
+    let w = BackupWriter::new(loc.clone(), opts());
+    let f = w
+        .write_file("x", 0o600, data(4 * 64 * 1024, 5).as_slice())
+        .await
+        .unwrap();
+    let m = w.manifest(
+        "b1",
+        chrono::Utc::now(),
+        vec![f.clone()],
+        serde_json::Value::Null,
+    );
+    loc.commit_manifest(&m).await.unwrap();
+    assert!(verify(&loc, None, 4).await.unwrap().is_clean());
+
+    // Flip one byte of a stored chunk.
+    let victim = loc.chunk_key(&f.chunks[1]);
+    let mut bytes = r.get(&victim).await.unwrap().to_vec();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    r.put(&victim, Bytes::from(bytes)).await.unwrap();
+    let e = loc.get_chunk(&f.chunks[1]).await.unwrap_err();
+    assert!(matches!(e, FormatError::WrongKeyOrTampered { .. }), "{e}");
+    assert!(e.to_string().contains(&victim), "{e}");
+    let mut out = Vec::new();
+    assert!(
+        FileReader::new(loc.clone(), 2)
+            .write_to(&m, &f, &mut out, &|_| {})
+            .await
+            .is_err()
+    );
+
+    // A chunk stored under another chunk's name is caught too.
+    let other = r.get(&loc.chunk_key(&f.chunks[2])).await.unwrap();
+    r.put(&loc.chunk_key(&f.chunks[3]), other).await.unwrap();
+
+    // And a deleted chunk is reported missing, naming the backup.
+    r.delete(&loc.chunk_key(&f.chunks[0])).await.unwrap();
+
+    let rep = verify(&loc, None, 4).await.unwrap();
+    assert!(!rep.is_clean());
+    let damaged: Vec<&str> = rep.damaged.iter().map(|p| p.key.as_str()).collect();
+    assert!(damaged.contains(&victim.as_str()), "{damaged:?}");
+    assert!(
+        damaged.contains(&loc.chunk_key(&f.chunks[3]).as_str()),
+        "{damaged:?}"
+    );
+    assert_eq!(rep.missing.len(), 1);
+    assert_eq!(rep.missing[0].key, loc.chunk_key(&f.chunks[0]));
+    assert!(rep.missing[0].reason.contains("b1"));
+    // One-backup verification finds the same.
+    let rep1 = verify(&loc, Some("b1"), 4).await.unwrap();
+    assert_eq!(rep1.damaged.len(), 2);
+    assert_eq!(rep1.missing.len(), 1);
+
+    // A tampered manifest is damage, not a crash.
+    let mk = btar_format::layout::manifest("tamper", "b1");
+    let mut mb = r.get(&mk).await.unwrap().to_vec();
+    let last = mb.len() - 1;
+    mb[last] ^= 1;
+    r.put(&mk, Bytes::from(mb)).await.unwrap();
+    let e = loc.read_manifest("b1").await.unwrap_err();
+    assert!(e.to_string().contains(&mk), "{e}");
+    let rep = verify(&loc, None, 4).await.unwrap();
+    assert!(rep.damaged.iter().any(|p| p.key == mk));
+}
+
+async fn wrong_and_missing_keys(cfg: &RegionConfig) {
+    let mut wrong = cfg.clone();
+    wrong.key = Some(format!("hex:{}", RegionKey::generate().to_hex()));
+    let e = Location::open(&open(&wrong), SVC).await.unwrap_err();
+    assert!(matches!(e, FormatError::WrongKeyOrTampered { .. }), "{e}");
+    assert!(e.to_string().contains(&cfg.name), "{e}");
+    let mut none = cfg.clone();
+    none.key = None;
+    let e = Location::open(&open(&none), SVC).await.unwrap_err();
+    assert!(
+        matches!(e, FormatError::Region(RegionError::MissingKey { .. })),
+        "{e}"
+    );
+    let e = Location::open(&open(cfg), "no-such-service")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FormatError::NoLocation { .. }), "{e}");
+}
+
+async fn logs_refuse_overwrite(r: &Region) {
+    let loc = Location::open_or_init(r, SVC, "pg", None).await.unwrap();
+    let seg = Bytes::from(data(100_000, 7));
+    let name = "000000010000000000000001";
+    assert_eq!(
+        loc.put_log("00000001", name, seg.clone()).await.unwrap(),
+        LogPut::Stored
+    );
+    assert_eq!(
+        loc.put_log("00000001", name, seg.clone()).await.unwrap(),
+        LogPut::AlreadyPresent
+    );
+    let e = loc
+        .put_log("00000001", name, Bytes::from(data(100_000, 8)))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("refusing to overwrite"), "{e}");
+    assert_eq!(
+        loc.get_log("00000001", name).await.unwrap().unwrap(),
+        seg.to_vec()
+    );
+    assert!(
+        loc.get_log("00000001", "000000010000000000000002")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let logs: Vec<_> = loc.list_logs().try_collect().await.unwrap();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].name, name);
+}
+
+async fn large_multipart_object(r: &Region) {
+    let parts: Vec<Bytes> = (0..24).map(|i| Bytes::from(data(1 << 20, i))).collect();
+    let s = futures::stream::iter(parts.clone().into_iter().map(Ok)).boxed();
+    let n = r.put_multipart("big/object", s).await.unwrap();
+    assert_eq!(n, 24 << 20);
+    assert_eq!(
+        r.get("big/object").await.unwrap(),
+        Bytes::from(parts.concat())
+    );
+    // A failing stream aborts the upload: nothing becomes visible.
+    let failing = futures::stream::iter(parts.into_iter().take(12).map(Ok))
+        .chain(futures::stream::once(async { Err(RegionError::Cancelled) }))
+        .boxed();
+    assert!(r.put_multipart("big/aborted", failing).await.is_err());
+    assert!(r.head("big/aborted").await.unwrap().is_none());
+    r.delete("big/object").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_memory() {
+    suite(memory_region("mem-a")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_filesystem() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(fs_region("fs-a", dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_s3() {
+    let s3 = S3Server::start();
+    suite(s3.region("s3-a", "bucket-a")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_store_is_a_typed_error_naming_the_region() {
+    let mut s3 = S3Server::start();
+    let cfg = s3.region("s3-down", "bucket-down");
+    let r = open(&cfg);
+    r.put("x", Bytes::from_static(b"1")).await.unwrap();
+    s3.stop();
+    let e = r.get("x").await.unwrap_err();
+    assert!(
+        matches!(e, RegionError::Unavailable { attempts: 3, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("s3-down"), "{e}");
+    let e = Location::open_or_init(&r, SVC, "pg", None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("s3-down"), "{e}");
+}
+
+#[tokio::test]
+async fn bad_region_configs_fail_before_io() {
+    let mut cfg = memory_region("ok");
+    cfg.url = "s3://bucket".into();
+    cfg.provider = "local".into();
+    let e = Region::open(&cfg, CancellationToken::new()).unwrap_err();
+    assert!(e.to_string().contains("does not match provider"), "{e}");
+    let s3 = S3Server::start();
+    let mut cfg = s3.region("s3-x", "b");
+    cfg.options.insert("aws_no_such_option".into(), "1".into());
+    let e = Region::open(&cfg, CancellationToken::new()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("unknown S3 option `aws_no_such_option`"),
+        "{e}"
+    );
+}

@@ -1,0 +1,60 @@
+use thiserror::Error;
+
+/// Everything that can go wrong with a region. Each message names the region, and the object where
+/// there is one, so an operator can act on a single line.
+#[derive(Debug, Error)]
+pub enum RegionError {
+    #[error("unknown region `{0}`")]
+    UnknownRegion(String),
+
+    #[error("region `{region}`: invalid configuration: {reason}")]
+    InvalidConfig { region: String, reason: String },
+
+    #[error(
+        "region `{region}`: no encryption key configured (set `key` in the region's config or the env var {env_var})"
+    )]
+    MissingKey { region: String, env_var: String },
+
+    #[error("region `{region}`: invalid encryption key: {reason}")]
+    BadKey { region: String, reason: String },
+
+    #[error("region `{region}`: object `{key}` not found")]
+    NotFound { region: String, key: String },
+
+    #[error("region `{region}`: object `{key}` already exists")]
+    AlreadyExists { region: String, key: String },
+
+    #[error("region `{region}`: access denied on `{key}`: {message}")]
+    Denied {
+        region: String,
+        key: String,
+        message: String,
+    },
+
+    #[error(
+        "region `{region}`: store unavailable after {attempts} attempt(s) on `{key}`: {message}"
+    )]
+    Unavailable {
+        region: String,
+        key: String,
+        attempts: u32,
+        message: String,
+    },
+
+    #[error("region `{region}`: {op} `{key}` failed: {message}")]
+    Store {
+        region: String,
+        op: &'static str,
+        key: String,
+        message: String,
+    },
+
+    #[error("operation cancelled")]
+    Cancelled,
+}
+
+impl RegionError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RegionError::NotFound { .. })
+    }
+}

@@ -1,0 +1,47 @@
+//! Test harness: starts real servers on loopback for btar's tests (an S3-protocol server, PostgreSQL
+//! clusters) and builds region configs for every storage backend. Test-only; panics on setup failure
+//! with a message saying what to install.
+#![allow(clippy::unwrap_used)]
+
+mod s3;
+
+pub use s3::S3Server;
+
+use btar_region::{RegionConfig, RegionKey};
+
+/// A free TCP port on loopback (bound then released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on loopback")
+}
+
+fn base(name: &str, provider: &str, url: String) -> RegionConfig {
+    RegionConfig {
+        name: name.into(),
+        provider: provider.into(),
+        url,
+        key: Some(format!("hex:{}", RegionKey::generate().to_hex())),
+        options: Default::default(),
+        retry: btar_region::RetryConfig {
+            max_attempts: 3,
+            initial_ms: 20,
+            max_ms: 200,
+        },
+    }
+}
+
+/// A region on a fresh in-memory store (unit tests only).
+pub fn memory_region(name: &str) -> RegionConfig {
+    let unique = format!(
+        "{name}-{}",
+        RegionKey::generate().to_hex().get(..12).unwrap_or("x")
+    );
+    base(name, "local", format!("memory://{unique}"))
+}
+
+/// A region on the local filesystem under `dir`.
+pub fn fs_region(name: &str, dir: &std::path::Path) -> RegionConfig {
+    base(name, "local", format!("file://{}", dir.display()))
+}
