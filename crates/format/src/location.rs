@@ -140,14 +140,14 @@ impl Location {
                 expected: engine.into(),
             });
         }
-        if let Some((_, k)) = template {
-            if &loc.chunk_key != k {
-                return Err(FormatError::Damaged {
-                    region: region.name().into(),
-                    key,
-                    reason: "this location's chunk-id key differs from the source service's".into(),
-                });
-            }
+        if let Some((_, k)) = template
+            && &loc.chunk_key != k
+        {
+            return Err(FormatError::Damaged {
+                region: region.name().into(),
+                key,
+                reason: "this location's chunk-id key differs from the source service's".into(),
+            });
         }
         Ok(loc)
     }

@@ -31,14 +31,15 @@ impl FileReader {
         out: &mut W,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<u64, FormatError> {
-        let mut chunks = futures::stream::iter(entry.chunks.iter().enumerate())
+        // Ids by value: a closure over borrowed ids is not provably `Send` for every lifetime.
+        let mut chunks = futures::stream::iter(entry.chunks.iter().copied().enumerate())
             .map(|(i, id)| async move {
-                let data = self.loc.get_chunk(id).await?;
+                let data = self.loc.get_chunk(&id).await?;
                 let want = manifest.chunk_len(entry, i);
                 if data.len() as u64 != want {
                     return Err(FormatError::Damaged {
                         region: self.loc.region().name().into(),
-                        key: self.loc.chunk_key(id),
+                        key: self.loc.chunk_key(&id),
                         reason: format!(
                             "chunk {i} of {} is {} bytes, expected {want}",
                             entry.path,
@@ -95,31 +96,45 @@ impl FileReader {
                 FileKind::File => {}
             }
         }
-        let files = manifest.files.iter().filter(|e| e.kind == FileKind::File);
-        let total: u64 = futures::stream::iter(files)
-            .map(|e| async move {
-                let p = safe_join(dest, &e.path)?;
-                if let Some(parent) = p.parent() {
-                    tokio::fs::create_dir_all(parent)
-                        .await
-                        .map_err(|x| FormatError::io(parent.display().to_string(), x))?;
-                }
-                let file = tokio::fs::File::create(&p)
-                    .await
-                    .map_err(|x| FormatError::io(p.display().to_string(), x))?;
-                let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-                let n = self.write_to(manifest, e, &mut out, progress).await?;
-                out.into_inner()
-                    .sync_all()
-                    .await
-                    .map_err(|x| FormatError::io(p.display().to_string(), x))?;
-                set_mode(&p, e.mode).await?;
-                Ok::<u64, FormatError>(n)
-            })
+        // Boxed futures built eagerly, not closures kept inside the stream: rustc cannot prove a
+        // stream of borrowing closures `Send` for every lifetime, which callers spawning this need.
+        let restores: Vec<futures::future::BoxFuture<'_, Result<u64, FormatError>>> = manifest
+            .files
+            .iter()
+            .filter(|e| e.kind == FileKind::File)
+            .map(|e| Box::pin(self.restore_file(manifest, e, dest, progress)) as _)
+            .collect();
+        let total: u64 = futures::stream::iter(restores)
             .buffer_unordered(parallel.max(1))
             .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
             .await?;
         Ok(total)
+    }
+
+    async fn restore_file(
+        &self,
+        manifest: &Manifest,
+        e: &FileEntry,
+        dest: &Path,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, FormatError> {
+        let p = safe_join(dest, &e.path)?;
+        if let Some(parent) = p.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|x| FormatError::io(parent.display().to_string(), x))?;
+        }
+        let file = tokio::fs::File::create(&p)
+            .await
+            .map_err(|x| FormatError::io(p.display().to_string(), x))?;
+        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let n = self.write_to(manifest, e, &mut out, progress).await?;
+        out.into_inner()
+            .sync_all()
+            .await
+            .map_err(|x| FormatError::io(p.display().to_string(), x))?;
+        set_mode(&p, e.mode).await?;
+        Ok(n)
     }
 }
 

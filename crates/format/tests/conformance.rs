@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Storage conformance: the same suite against every backend — in-memory, local filesystem, and a real
 //! S3-protocol server on loopback. Each check asserts behaviour a backup system relies on.
 

@@ -79,17 +79,16 @@ impl Region {
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
                     .map_err(|e| invalid(e.to_string()))?
                     .with_automatic_cleanup(true);
-                return Ok(Self::from_store(cfg, Arc::new(fs), cancel)?);
+                return Self::from_store(cfg, Arc::new(fs), cancel);
             }
             "memory" => {
                 let name = url.host_str().unwrap_or("default").to_string();
-                let store = memory_stores()
+                memory_stores()
                     .lock()
                     .map_err(|_| invalid("memory store registry poisoned".into()))?
                     .entry(name)
                     .or_insert_with(|| Arc::new(object_store::memory::InMemory::new()))
-                    .clone();
-                store
+                    .clone()
             }
             "s3" | "s3a" => {
                 let mut b = object_store::aws::AmazonS3Builder::from_env()

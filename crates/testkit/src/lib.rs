@@ -3,9 +3,13 @@
 //! with a message saying what to install.
 #![allow(clippy::unwrap_used)]
 
+mod pg;
 mod s3;
+mod stream;
 
+pub use pg::{PgCluster, TestDir, as_db_user, describe, run_ok};
 pub use s3::S3Server;
+pub use stream::{HashWriter, PatternReader, peak_rss};
 
 use btar_region::{RegionConfig, RegionKey};
 
@@ -44,4 +48,22 @@ pub fn memory_region(name: &str) -> RegionConfig {
 /// A region on the local filesystem under `dir`.
 pub fn fs_region(name: &str, dir: &std::path::Path) -> RegionConfig {
     base(name, "local", format!("file://{}", dir.display()))
+}
+
+/// Every file under `root`, sorted (for tests that tamper with a store's objects on disk).
+pub fn files_under(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }

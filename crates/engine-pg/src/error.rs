@@ -1,0 +1,96 @@
+use btar_format::FormatError;
+use thiserror::Error;
+
+/// PostgreSQL engine errors: each says what went wrong and what to fix.
+#[derive(Debug, Error)]
+pub enum PgError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+
+    #[error("cannot connect to PostgreSQL ({target}): {message}")]
+    Connect { target: String, message: String },
+
+    #[error("invalid conninfo: {0}")]
+    Conninfo(String),
+
+    #[error("PostgreSQL query `{query}` failed: {message}")]
+    Query {
+        query: &'static str,
+        message: String,
+    },
+
+    #[error("role `{role}` lacks backup privileges: connect as a superuser, or run: {missing}")]
+    Privilege { role: String, missing: String },
+
+    #[error(
+        "archive_mode is `{0}`: set archive_mode = on and archive_command = 'btar --config FILE wal-push %p', then restart PostgreSQL"
+    )]
+    ArchiveModeOff(String),
+
+    #[error("PostgreSQL {0} is not supported (btar needs 13 or newer)")]
+    UnsupportedVersion(i32),
+
+    #[error(
+        "WAL segment {segment} (timeline {timeline}) is missing from the archive in region `{region}`; the backup needs every segment from {first} to {last}"
+    )]
+    MissingWal {
+        region: String,
+        timeline: String,
+        segment: String,
+        first: String,
+        last: String,
+    },
+
+    #[error(
+        "WAL segment {segment} is missing from the archive in region `{region}`, so recovery cannot pass it; restore to a target before {reachable_until}, or restore from another location"
+    )]
+    WalGap {
+        region: String,
+        segment: String,
+        reachable_until: String,
+    },
+
+    #[error("`{0}` is not a WAL file name btar archives (segment, .history, .partial or .backup)")]
+    BadWalName(String),
+
+    #[error(
+        "no backup in region `{region}` can serve this target; recoverable window there: {window}"
+    )]
+    TargetOutOfWindow { region: String, window: String },
+
+    #[error("region `{region}` holds no backup of service `{service}`")]
+    NoBackups { region: String, service: String },
+
+    #[error("restore directory {0} exists and is not empty")]
+    DirNotEmpty(String),
+
+    #[error("{what} on {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("PostgreSQL binaries not found: {0}")]
+    Binaries(String),
+
+    #[error("restored PostgreSQL did not reach its target: {0}")]
+    Recovery(String),
+}
+
+impl From<btar_region::RegionError> for PgError {
+    fn from(e: btar_region::RegionError) -> Self {
+        PgError::Format(FormatError::Region(e))
+    }
+}
+
+impl PgError {
+    pub fn io(what: &'static str, path: impl std::fmt::Display, source: std::io::Error) -> Self {
+        PgError::Io {
+            what,
+            path: path.to_string(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Restore into a new data directory, to the latest point or a target time / LSN / restore point:
+//! pick the base backup, write its files, configure recovery (restore_command = btar wal-fetch), start
+//! PostgreSQL, wait for promotion and report the point reached.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use btar_format::{FileReader, Location, Manifest};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::archive::ArchiveIndex;
+use crate::backup::PgMeta;
+use crate::error::PgError;
+use crate::server::Server;
+use crate::{cluster, wal};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Latest,
+    Time(DateTime<Utc>),
+    Lsn(String),
+    Name(String),
+}
+
+/// The recoverable window of a location: from the end of its oldest backup to its newest archived WAL.
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    pub region: String,
+    pub earliest: Option<DateTime<Utc>>,
+    pub latest: Option<DateTime<Utc>>,
+    pub backups: Vec<String>,
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.earliest, self.latest) {
+            (Some(a), Some(b)) => write!(f, "{} .. {}", a.to_rfc3339(), b.to_rfc3339()),
+            _ => f.write_str("empty (no backups)"),
+        }
+    }
+}
+
+pub fn parse_lsn(lsn: &str) -> Option<u64> {
+    let (hi, lo) = lsn.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// Reads every manifest of the location (oldest first) and indexes its WAL archive. The window ends
+/// at the newest archived segment reachable from the newest backup without crossing a gap.
+pub async fn window(
+    loc: &Location,
+) -> Result<(Window, Vec<(Manifest, PgMeta)>, ArchiveIndex), PgError> {
+    let mut backups = Vec::new();
+    for name in loc.list_backups().await? {
+        let m = loc.read_manifest(&name).await?;
+        if let Some(meta) = PgMeta::of(&m) {
+            backups.push((m, meta));
+        }
+    }
+    let seg_size = backups
+        .last()
+        .map(|(_, m)| m.wal_segment_size)
+        .unwrap_or(DEFAULT_SEGMENT_SIZE);
+    let index = ArchiveIndex::load(loc, seg_size).await?;
+    let earliest = backups.first().map(|(_, m)| m.backup_stop_time);
+    let newest_backup = backups.last().map(|(_, m)| m.backup_stop_time);
+    let archive_end = match backups
+        .last()
+        .and_then(|(_, m)| index.first_gap(&m.start_wal))
+    {
+        Some(gap) => gap.reachable_until,
+        None => index.newest(),
+    };
+    let w = Window {
+        region: loc.region().name().into(),
+        earliest,
+        latest: newest_backup
+            .max(archive_end)
+            .filter(|_| earliest.is_some()),
+        backups: backups.iter().map(|(m, _)| m.backup_name.clone()).collect(),
+    };
+    Ok((w, backups, index))
+}
+
+const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
+
+/// Refuses a target that recovery from `meta`'s backup could only reach by crossing a WAL gap.
+fn check_reachable(
+    index: &ArchiveIndex,
+    meta: &PgMeta,
+    target: &Target,
+    region: &str,
+) -> Result<(), PgError> {
+    let Some(gap) = index.first_gap(&meta.start_wal) else {
+        return Ok(());
+    };
+    let blocked = match target {
+        Target::Latest | Target::Name(_) => true,
+        Target::Time(t) => gap.reachable_until.is_none_or(|r| *t > r),
+        Target::Lsn(l) => {
+            let gap_start = wal::segment_number(&gap.segment, meta.wal_segment_size)
+                .map(|n| n * meta.wal_segment_size);
+            match (parse_lsn(l), gap_start) {
+                (Some(want), Some(g)) => want >= g,
+                _ => true,
+            }
+        }
+    };
+    if blocked {
+        return Err(PgError::WalGap {
+            region: region.into(),
+            segment: gap.segment,
+            reachable_until: gap
+                .reachable_until
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "the backup's end (none reachable)".into()),
+        });
+    }
+    Ok(())
+}
+
+/// Chooses the base backup for a target, refusing targets the location cannot serve.
+pub fn choose(
+    window: &Window,
+    backups: &[(Manifest, PgMeta)],
+    target: &Target,
+    backup: Option<&str>,
+    service: &str,
+) -> Result<(Manifest, PgMeta), PgError> {
+    if backups.is_empty() {
+        return Err(PgError::NoBackups {
+            region: window.region.clone(),
+            service: service.into(),
+        });
+    }
+    let out_of_window = || PgError::TargetOutOfWindow {
+        region: window.region.clone(),
+        window: window.to_string(),
+    };
+    if let Some(name) = backup {
+        return backups
+            .iter()
+            .find(|(m, _)| m.backup_name == name)
+            .cloned()
+            .ok_or_else(|| {
+                PgError::Format(btar_format::FormatError::BackupNotFound {
+                    region: window.region.clone(),
+                    service: service.into(),
+                    backup: name.into(),
+                })
+            });
+    }
+    let pick = match target {
+        Target::Latest | Target::Name(_) => backups.last(),
+        Target::Time(t) => {
+            if window.latest.is_some_and(|l| *t > l) {
+                return Err(out_of_window());
+            }
+            backups.iter().rev().find(|(_, m)| m.backup_stop_time <= *t)
+        }
+        Target::Lsn(l) => {
+            let want = parse_lsn(l)
+                .ok_or_else(|| PgError::Recovery(format!("`{l}` is not an LSN (X/Y)")))?;
+            backups
+                .iter()
+                .rev()
+                .find(|(_, m)| parse_lsn(&m.stop_lsn).is_some_and(|s| s <= want))
+        }
+    };
+    pick.cloned().ok_or_else(out_of_window)
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub target: Target,
+    pub backup: Option<String>,
+    pub data_dir: PathBuf,
+    /// `restore_command` for the restored server, with `%f` and `%p`.
+    pub restore_command: String,
+    /// `archive_command` for the restored server; without one its archiving is off, so a restore never
+    /// writes into the archive it came from.
+    pub archive_command: Option<String>,
+    /// Extra settings for the restored server (port, listen_addresses …).
+    pub settings: Vec<(String, String)>,
+    pub start: bool,
+    pub bin_dir: Option<String>,
+    pub parallel: usize,
+    pub promote_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reached {
+    pub timeline: u32,
+    pub lsn: String,
+    pub last_commit_time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreOutcome {
+    pub region: String,
+    pub backup: String,
+    pub data_dir: String,
+    pub bytes: u64,
+    pub reached: Option<Reached>,
+}
+
+fn quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+fn recovery_settings(opts: &RestoreOptions) -> Vec<(String, String)> {
+    let mut s = vec![
+        ("restore_command".to_string(), opts.restore_command.clone()),
+        ("recovery_target_timeline".into(), "latest".into()),
+    ];
+    match &opts.target {
+        Target::Latest => {}
+        Target::Time(t) => s.push((
+            "recovery_target_time".into(),
+            t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string(),
+        )),
+        Target::Lsn(l) => s.push(("recovery_target_lsn".into(), l.clone())),
+        Target::Name(n) => s.push(("recovery_target_name".into(), n.clone())),
+    }
+    if opts.target != Target::Latest {
+        s.push(("recovery_target_action".into(), "promote".into()));
+    }
+    match &opts.archive_command {
+        Some(c) => {
+            s.push(("archive_mode".into(), "on".into()));
+            s.push(("archive_command".into(), c.clone()));
+        }
+        None => s.push(("archive_mode".into(), "off".into())),
+    }
+    let sock = opts.data_dir.display().to_string();
+    if !opts
+        .settings
+        .iter()
+        .any(|(k, _)| k == "unix_socket_directories")
+    {
+        s.push(("unix_socket_directories".into(), sock));
+    }
+    s.extend(opts.settings.iter().cloned());
+    s
+}
+
+async fn prepare_dir(dir: &Path) -> Result<(), PgError> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::read_dir(dir) {
+        Ok(mut it) => {
+            if it.next().is_some() {
+                return Err(PgError::DirNotEmpty(dir.display().to_string()));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| PgError::io("creating", dir.display(), e))?;
+        }
+        Err(e) => return Err(PgError::io("reading", dir.display(), e)),
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| PgError::io("chmod", dir.display(), e))
+}
+
+/// Restores a backup into `opts.data_dir` and, with `opts.start`, recovers it to the target.
+pub async fn run(
+    loc: &Location,
+    opts: &RestoreOptions,
+    on_total: &(dyn Fn(u64) + Send + Sync),
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<RestoreOutcome, PgError> {
+    let (window, backups, index) = window(loc).await?;
+    let (manifest, meta) = choose(
+        &window,
+        &backups,
+        &opts.target,
+        opts.backup.as_deref(),
+        loc.service(),
+    )?;
+    check_reachable(&index, &meta, &opts.target, loc.region().name())?;
+    prepare_dir(&opts.data_dir).await?;
+    on_total(manifest.stats.logical_bytes);
+    let reader = FileReader::new(loc.clone(), 16);
+    let bytes = reader
+        .restore_tree(&manifest, &opts.data_dir, opts.parallel, progress)
+        .await?;
+
+    let mut conf = String::from("\n# --- added by btar restore ---\n");
+    for (k, v) in recovery_settings(opts) {
+        conf.push_str(&format!("{k} = {}\n", quote(&v)));
+    }
+    let auto = opts.data_dir.join("postgresql.auto.conf");
+    let mut existing = std::fs::read_to_string(&auto).unwrap_or_default();
+    existing.push_str(&conf);
+    std::fs::write(&auto, existing).map_err(|e| PgError::io("writing", auto.display(), e))?;
+    let signal = opts.data_dir.join("recovery.signal");
+    std::fs::write(&signal, b"").map_err(|e| PgError::io("writing", signal.display(), e))?;
+    for d in ["pg_wal", "pg_wal/archive_status"] {
+        let p = opts.data_dir.join(d);
+        std::fs::create_dir_all(&p).map_err(|e| PgError::io("creating", p.display(), e))?;
+    }
+    cluster::hand_over(&opts.data_dir)?;
+
+    let mut outcome = RestoreOutcome {
+        region: loc.region().name().into(),
+        backup: manifest.backup_name.clone(),
+        data_dir: opts.data_dir.display().to_string(),
+        bytes,
+        reached: None,
+    };
+    if opts.start {
+        outcome.reached = Some(start_and_promote(opts).await?);
+    }
+    Ok(outcome)
+}
+
+async fn start_and_promote(opts: &RestoreOptions) -> Result<Reached, PgError> {
+    let bin = cluster::bin_dir(opts.bin_dir.as_deref())?;
+    let log = opts.data_dir.join("btar-restore.log");
+    let (bin2, dir2, log2) = (bin.clone(), opts.data_dir.clone(), log.clone());
+    tokio::task::spawn_blocking(move || cluster::start(&bin2, &dir2, &log2))
+        .await
+        .map_err(|e| PgError::Recovery(e.to_string()))?
+        .map_err(|e| {
+            PgError::Recovery(format!("{e}; server log: {}", cluster::log_excerpt(&log)))
+        })?;
+    let port = opts
+        .settings
+        .iter()
+        .find(|(k, _)| k == "port")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "5432".into());
+    let sock = opts
+        .settings
+        .iter()
+        .find(|(k, _)| k == "unix_socket_directories")
+        .map(|(_, v)| v.split(',').next().unwrap_or_default().trim().to_string())
+        .unwrap_or_else(|| opts.data_dir.display().to_string());
+    let user = cluster::db_user()
+        .map(|u| u.0)
+        .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "postgres".into()));
+    let conninfo = format!("host='{sock}' port={port} user={user} dbname=postgres");
+    let deadline = tokio::time::Instant::now() + opts.promote_timeout;
+    loop {
+        let attempt = async {
+            let mut s = Server::connect(&conninfo).await?;
+            if s.is_in_recovery().await? {
+                Ok(None)
+            } else {
+                s.reached_point().await.map(Some)
+            }
+        }
+        .await;
+        match attempt {
+            Ok(Some((timeline, lsn, last_commit_time))) => {
+                return Ok(Reached {
+                    timeline,
+                    lsn,
+                    last_commit_time,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let pid = opts.data_dir.join("postmaster.pid");
+                if !pid.exists() {
+                    return Err(PgError::Recovery(format!(
+                        "server stopped during recovery: {}",
+                        cluster::log_excerpt(&log)
+                    )));
+                }
+                tracing::debug!(error = %e, "waiting for restored server");
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(PgError::Recovery(format!(
+                "not promoted after {:?}: {}",
+                opts.promote_timeout,
+                cluster::log_excerpt(&log)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

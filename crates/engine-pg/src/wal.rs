@@ -1,0 +1,168 @@
+//! The WAL archive: `btar wal-push %p` (archive_command) and `btar wal-fetch %f %p` (restore_command).
+//!
+//! Files live under `logs/<timeline>/<name>`: segments and `.partial` files under the timeline in their
+//! name, `.history` files under the timeline they introduce.
+
+use std::path::Path;
+
+use btar_format::{Location, LogPut};
+use bytes::Bytes;
+
+use crate::error::PgError;
+
+/// What kind of WAL file a name denotes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalFile {
+    Segment { timeline: String },
+    Partial { timeline: String },
+    History { timeline: String },
+    BackupHistory { timeline: String },
+}
+
+impl WalFile {
+    pub fn parse(name: &str) -> Result<Self, PgError> {
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
+        };
+        let bad = || PgError::BadWalName(name.to_string());
+        if name.len() == 24 && hex(name) {
+            return Ok(WalFile::Segment {
+                timeline: name[..8].to_string(),
+            });
+        }
+        if let Some(seg) = name.strip_suffix(".partial")
+            && seg.len() == 24
+            && hex(seg)
+        {
+            return Ok(WalFile::Partial {
+                timeline: name[..8].to_string(),
+            });
+        }
+        if let Some(tli) = name.strip_suffix(".history")
+            && tli.len() == 8
+            && hex(tli)
+        {
+            return Ok(WalFile::History {
+                timeline: tli.to_string(),
+            });
+        }
+        if let Some(rest) = name.strip_suffix(".backup")
+            && rest.len() == 33
+            && hex(&rest[..24])
+        {
+            return Ok(WalFile::BackupHistory {
+                timeline: name[..8].to_string(),
+            });
+        }
+        Err(bad())
+    }
+
+    pub fn timeline(&self) -> &str {
+        match self {
+            WalFile::Segment { timeline }
+            | WalFile::Partial { timeline }
+            | WalFile::History { timeline }
+            | WalFile::BackupHistory { timeline } => timeline,
+        }
+    }
+}
+
+/// Archives one WAL file; returns once it is durable in the location. Re-pushing identical content
+/// succeeds (PostgreSQL retries after crashes); different content under the same name fails.
+pub async fn push(loc: &Location, path: &Path) -> Result<LogPut, PgError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| PgError::BadWalName(path.display().to_string()))?;
+    let kind = WalFile::parse(name)?;
+    let data = tokio::fs::read(path)
+        .await
+        .map_err(|e| PgError::io("reading WAL file", path.display(), e))?;
+    Ok(loc
+        .put_log(kind.timeline(), name, Bytes::from(data))
+        .await?)
+}
+
+/// Fetches one WAL file into `dest` (written to a temporary name, then renamed, so PostgreSQL never
+/// reads a partial file). Returns `false` if the archive does not have it.
+pub async fn fetch(loc: &Location, name: &str, dest: &Path) -> Result<bool, PgError> {
+    let kind = WalFile::parse(name)?;
+    let Some(data) = loc.get_log(kind.timeline(), name).await? else {
+        return Ok(false);
+    };
+    let tmp = dest.with_extension("btar-tmp");
+    tokio::fs::write(&tmp, &data)
+        .await
+        .map_err(|e| PgError::io("writing WAL file", tmp.display(), e))?;
+    tokio::fs::rename(&tmp, dest)
+        .await
+        .map_err(|e| PgError::io("renaming WAL file", dest.display(), e))?;
+    Ok(true)
+}
+
+/// Segment number (log, seg) of a 24-hex-digit segment name, for range checks.
+pub fn segment_number(name: &str, seg_size: u64) -> Option<u64> {
+    if name.len() < 24 {
+        return None;
+    }
+    let log = u64::from_str_radix(&name[8..16], 16).ok()?;
+    let seg = u64::from_str_radix(&name[16..24], 16).ok()?;
+    let per_log = 0x1_0000_0000u64 / seg_size.max(1);
+    Some(log * per_log + seg)
+}
+
+/// The segment name of segment number `n` on `timeline`.
+pub fn segment_name(timeline: &str, n: u64, seg_size: u64) -> String {
+    let per_log = 0x1_0000_0000u64 / seg_size.max(1);
+    format!("{timeline}{:08X}{:08X}", n / per_log, n % per_log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_wal_names() {
+        assert_eq!(
+            WalFile::parse("000000010000000A000000FF").unwrap(),
+            WalFile::Segment {
+                timeline: "00000001".into()
+            }
+        );
+        assert_eq!(
+            WalFile::parse("00000002.history").unwrap(),
+            WalFile::History {
+                timeline: "00000002".into()
+            }
+        );
+        assert!(matches!(
+            WalFile::parse("000000010000000A000000FF.partial").unwrap(),
+            WalFile::Partial { .. }
+        ));
+        assert!(matches!(
+            WalFile::parse("000000010000000000000002.00000028.backup").unwrap(),
+            WalFile::BackupHistory { .. }
+        ));
+        for bad in [
+            "",
+            "x",
+            "../../etc/passwd",
+            "000000010000000a000000ff",
+            "00000001.hist",
+        ] {
+            assert!(WalFile::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn segment_numbers_round_trip() {
+        let s = 16 << 20;
+        let n = segment_number("000000010000000A000000FF", s).unwrap();
+        assert_eq!(segment_name("00000001", n, s), "000000010000000A000000FF");
+        assert_eq!(
+            segment_name("00000001", n + 1, s),
+            "000000010000000B00000000"
+        );
+    }
+}

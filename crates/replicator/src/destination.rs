@@ -1,0 +1,76 @@
+use btar_format::Location;
+use btar_region::{Region, RegionError};
+
+use crate::error::CopyError;
+
+fn same_region(src: &Region, dst: &Region) -> Result<(), CopyError> {
+    let refuse = |reason: &str| {
+        Err(CopyError::SameRegion {
+            source_region: src.name().into(),
+            destination: dst.name().into(),
+            reason: reason.into(),
+        })
+    };
+    if src.name() == dst.name() {
+        return refuse("same name");
+    }
+    // Two names for one store are caught after opening, by the descriptor (see check_pair): URLs
+    // alone cannot tell, since equal bucket names on different endpoints are different stores.
+    Ok(())
+}
+
+/// Opens (creating if absent) the secondary location of `src`'s service in `dst`. The new location
+/// takes the source's descriptor and chunk-id key, so chunk ids are equal in every location and a copy
+/// ships only what the destination lacks.
+///
+/// Refused before any byte is written if `dst` has no key or is the source's region.
+pub async fn open_destination(src: &Location, dst: &Region) -> Result<Location, CopyError> {
+    same_region(src.region(), dst)?;
+    if let Err(RegionError::MissingKey { region, env_var }) = dst.key() {
+        return Err(CopyError::DestinationKeyMissing { region, env_var });
+    }
+    let loc = Location::open_or_init(
+        dst,
+        src.service(),
+        &src.descriptor().engine,
+        Some((src.descriptor(), src.chunk_id_key())),
+    )
+    .await
+    .map_err(|e| match e {
+        // open_or_init reports a differing key as damage; for a copy it is a configuration problem.
+        btar_format::FormatError::Damaged { .. } if is_key_mismatch(&e) => {
+            CopyError::ChunkKeyMismatch {
+                region: dst.name().into(),
+                service: src.service().into(),
+            }
+        }
+        e => e.into(),
+    })?;
+    check_pair(src, &loc)?;
+    Ok(loc)
+}
+
+fn is_key_mismatch(e: &btar_format::FormatError) -> bool {
+    matches!(e, btar_format::FormatError::Damaged { reason, .. } if reason.contains("chunk-id key"))
+}
+
+/// Checks that `dst` can receive copies of `src`: another region, same service, same chunk-id key.
+pub(crate) fn check_pair(src: &Location, dst: &Location) -> Result<(), CopyError> {
+    same_region(src.region(), dst.region())?;
+    // The wrapped chunk-id key carries a random nonce, so two distinct locations never have the same
+    // descriptor text: equality means both regions are aliases of one store.
+    if src.descriptor().chunk_id_key == dst.descriptor().chunk_id_key {
+        return Err(CopyError::SameRegion {
+            source_region: src.region().name().into(),
+            destination: dst.region().name().into(),
+            reason: "both names lead to the same store".into(),
+        });
+    }
+    if src.service() != dst.service() || src.chunk_id_key() != dst.chunk_id_key() {
+        return Err(CopyError::ChunkKeyMismatch {
+            region: dst.region().name().into(),
+            service: dst.service().into(),
+        });
+    }
+    Ok(())
+}

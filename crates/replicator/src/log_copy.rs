@@ -1,0 +1,172 @@
+use std::collections::HashSet;
+use std::time::Instant;
+
+use btar_format::{FormatError, Location, LogObject, LogPut, layout};
+use btar_region::RegionError;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::destination::check_pair;
+use crate::error::CopyError;
+use crate::progress::{CopyOptions, LogCopyOutcome, LogProgress};
+use crate::watermark::watermarks;
+
+/// The result of shipping one log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogCopied {
+    pub put: LogPut,
+    /// Sealed bytes written to the destination (0 if it already had the file).
+    pub bytes_transferred: u64,
+}
+
+/// Ships one log file. Assumes `check_pair` already passed.
+async fn ship(
+    src: &Location,
+    dst: &Location,
+    timeline: &str,
+    name: &str,
+) -> Result<LogCopied, CopyError> {
+    layout::validate_name(timeline)?;
+    layout::validate_name(name)?;
+    let src_key = src.log_key(timeline, name);
+    let sealed = match src.region().get(&src_key).await {
+        Ok(b) => b,
+        Err(RegionError::NotFound { region, key }) => {
+            return Err(CopyError::LogNotFound { region, key });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (s, d) = (src.clone(), dst.clone());
+    let (t, n) = (timeline.to_string(), name.to_string());
+    let (plain, resealed) = tokio::task::spawn_blocking(move || {
+        // The log key is the envelope's associated data, so a file moved or renamed in the source fails
+        // here rather than being archived under the wrong name in the destination.
+        let plain = s.open_log(&t, &n, &sealed)?;
+        let resealed = d.seal_log(&t, &n, &plain);
+        Ok::<_, FormatError>((plain, resealed))
+    })
+    .await?
+    .map_err(|e| match e {
+        FormatError::WrongKeyOrTampered { region, key } => CopyError::SourceDamaged {
+            region,
+            key,
+            reason: "authentication failed (wrong key, or the object was altered)".into(),
+        },
+        FormatError::Damaged {
+            region,
+            key,
+            reason,
+        } => CopyError::SourceDamaged {
+            region,
+            key,
+            reason,
+        },
+        e => e.into(),
+    })?;
+    let dst_key = dst.log_key(timeline, name);
+    let written = resealed.len() as u64;
+    // A conditional create, so two replicators (or a retry after a crash) never overwrite a file a
+    // restore may already be reading; an existing one is compared instead.
+    if dst
+        .region()
+        .put_if_absent(&dst_key, Bytes::from(resealed))
+        .await?
+    {
+        return Ok(LogCopied {
+            put: LogPut::Stored,
+            bytes_transferred: written,
+        });
+    }
+    match dst.get_log(timeline, name).await? {
+        Some(existing) if existing == plain => Ok(LogCopied {
+            put: LogPut::AlreadyPresent,
+            bytes_transferred: 0,
+        }),
+        _ => Err(CopyError::LogConflict {
+            region: dst.region().name().into(),
+            key: dst_key,
+        }),
+    }
+}
+
+/// Ships one log file from `src` to `dst`, e.g. right after `wal-push` made it durable in the primary.
+/// An identical file already in `dst` is success ([`LogPut::AlreadyPresent`]); a different one is
+/// [`CopyError::LogConflict`].
+pub async fn copy_log(
+    src: &Location,
+    dst: &Location,
+    timeline: &str,
+    name: &str,
+) -> Result<LogCopied, CopyError> {
+    check_pair(src, dst)?;
+    ship(src, dst, timeline, name).await
+}
+
+/// Ships every log file of `src` that `dst` lacks, oldest first, and returns per-timeline gap-free
+/// watermarks of `dst` afterwards. Files already in `dst` are not re-read (`btar verify` checks them).
+pub async fn copy_logs(
+    src: &Location,
+    dst: &Location,
+    opts: &CopyOptions,
+    progress: &(dyn Fn(&LogProgress) + Send + Sync),
+) -> Result<LogCopyOutcome, CopyError> {
+    let started = Instant::now();
+    check_pair(src, dst)?;
+    let mut src_logs: Vec<LogObject> = src.list_logs().try_collect().await?;
+    let mut present: HashSet<(String, String)> = dst
+        .list_logs()
+        .map_ok(|o| (o.timeline, o.name))
+        .try_collect()
+        .await?;
+    // Archive order, so an interrupted run leaves the destination with a prefix of the source's
+    // history and the watermark advances as far as the run got. Filesystem listings are unordered
+    // and object stores list by key, hence the sort; the names break ties of equal timestamps.
+    src_logs.sort_by(|a, b| {
+        (a.last_modified, &a.timeline, &a.name).cmp(&(b.last_modified, &b.timeline, &b.name))
+    });
+    let logs_total = src_logs.len() as u64;
+    let newest_source_time = src_logs.iter().map(|o| o.last_modified).max();
+    let missing: Vec<LogObject> = src_logs
+        .into_iter()
+        .filter(|o| !present.contains(&(o.timeline.clone(), o.name.clone())))
+        .collect();
+    let mut p = LogProgress {
+        logs_missing: missing.len() as u64,
+        logs_copied: 0,
+        bytes_transferred: 0,
+        last: None,
+        last_source_time: None,
+    };
+    progress(&p);
+    let mut already = logs_total - p.logs_missing;
+    {
+        // `buffered`, not `buffer_unordered`: files complete in archive order, so `last` in the
+        // progress is a true "shipped up to here".
+        let mut ships = futures::stream::iter(missing)
+            .map(|o| async move {
+                let r = ship(src, dst, &o.timeline, &o.name).await?;
+                Ok::<_, CopyError>((o, r))
+            })
+            .buffered(opts.log_parallelism.max(1));
+        while let Some((o, r)) = ships.try_next().await? {
+            match r.put {
+                LogPut::Stored => p.logs_copied += 1,
+                LogPut::AlreadyPresent => already += 1,
+            }
+            p.bytes_transferred += r.bytes_transferred;
+            p.last = Some(format!("{}/{}", o.timeline, o.name));
+            p.last_source_time = Some(o.last_modified);
+            progress(&p);
+            present.insert((o.timeline, o.name));
+        }
+    }
+    Ok(LogCopyOutcome {
+        logs_total,
+        logs_copied: p.logs_copied,
+        logs_already_present: already,
+        bytes_transferred: p.bytes_transferred,
+        watermarks: watermarks(present, opts.wal_segment_size),
+        newest_source_time,
+        duration: started.elapsed(),
+    })
+}
