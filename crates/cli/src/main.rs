@@ -1,1 +1,147 @@
-fn main() {}
+//! `btar`: one binary for every role (agent, replicator, control plane). This is the edge: errors become
+//! context-rich reports and exit codes here.
+
+mod cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::{Format, Out};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "btar",
+    version,
+    about = "Self-hosted backup to another region for PostgreSQL and MySQL/MariaDB"
+)]
+struct Cli {
+    /// Config file (TOML): regions, services, storage settings.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "BTAR_CONFIG",
+        default_value = "btar.toml"
+    )]
+    config: PathBuf,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value = "text")]
+    output: Format,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The embedded default: a local PostgreSQL, two filesystem regions, the first backup and copy.
+    Up(cmd::up::UpArgs),
+    /// Take or list backups.
+    #[command(subcommand)]
+    Backup(cmd::backup::BackupCmd),
+    /// Restore a service's backup into a new data directory, optionally to a point in time.
+    Restore(cmd::restore::RestoreArgs),
+    /// Archive one WAL file (for PostgreSQL's archive_command = 'btar wal-push %p').
+    WalPush(cmd::wal::PushArgs),
+    /// Fetch one WAL file (for restore_command = 'btar wal-fetch %f %p'). Exit 1: not archived.
+    WalFetch(cmd::wal::FetchArgs),
+    /// Read every object of a location (or one backup) and report damage; non-zero exit if any.
+    Verify(cmd::verify::VerifyArgs),
+    /// Run the control plane: REST API, console, metrics, copy workers, log shipping, scheduler.
+    Server(cmd::server::ServerArgs),
+    /// Register, change, show, list or delete services (user_config.additional_backup_regions).
+    #[command(subcommand)]
+    Service(cmd::service::ServiceCmd),
+    /// Copy jobs (AWS Backup's ListCopyJobs / DescribeCopyJob).
+    #[command(subcommand, name = "copy-jobs")]
+    CopyJobs(cmd::copy_jobs::CopyJobsCmd),
+    /// Replication lag data points of SERVICE per additional backup region.
+    Report(cmd::report::ReportArgs),
+    /// One replication pass without a server: missed copies, due copy jobs, missing log files.
+    Replicate(cmd::replicate::ReplicateArgs),
+    /// Create a new service from a backup in the primary or a secondary location.
+    Fork(cmd::fork::ForkArgs),
+    /// Catalog maintenance.
+    #[command(subcommand)]
+    Catalog(cmd::catalog::CatalogCmd),
+    /// Print a new random region key (hex).
+    Keygen,
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        // sqlx reports backup_stop's wait for archiving as a "slow statement"; that is expected.
+        0 => "warn,sqlx=error",
+        1 => "info,sqlx=error",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let out = Out { format: cli.output };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        let cancel = btar_region::CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                c.cancel();
+            }
+        });
+        match cli.command {
+            Command::Keygen => {
+                println!("{}", btar_region::RegionKey::generate().to_hex());
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Up(a) => a.run(out, cancel).await,
+            command => {
+                let cfg = btar_control::Config::load(&cli.config)?;
+                let ctx = cmd::Ctx { cfg, out, cancel };
+                match command {
+                    Command::Backup(c) => c.run(&ctx).await,
+                    Command::Restore(a) => a.run(&ctx).await,
+                    Command::WalPush(a) => a.run(&ctx).await,
+                    Command::WalFetch(a) => a.run(&ctx).await,
+                    Command::Verify(a) => a.run(&ctx).await,
+                    Command::Server(a) => a.run(&ctx).await,
+                    Command::Service(c) => c.run(&ctx).await,
+                    Command::CopyJobs(c) => c.run(&ctx).await,
+                    Command::Report(a) => a.run(&ctx).await,
+                    Command::Replicate(a) => a.run(&ctx).await,
+                    Command::Fork(a) => a.run(&ctx).await,
+                    Command::Catalog(c) => c.run(&ctx).await,
+                    Command::Keygen | Command::Up(_) => Ok(ExitCode::SUCCESS),
+                }
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

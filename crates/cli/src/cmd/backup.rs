@@ -1,0 +1,146 @@
+use std::process::ExitCode;
+
+use btar_catalog::CreatedBy;
+use btar_control::BackupTaken;
+
+use super::Ctx;
+use crate::output::human_bytes;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BackupCmd {
+    /// Take a primary backup of SERVICE into its home region now, then copy it to each additional
+    /// backup region (unless --no-copy: a running `btar server` copies it).
+    Create {
+        service: String,
+        #[arg(long)]
+        no_copy: bool,
+    },
+    /// List SERVICE's backups with their status in the primary and each secondary location, and the
+    /// recoverable window of each location.
+    List { service: String },
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Created<'a> {
+    #[serde(flatten)]
+    backup: &'a BackupTaken,
+    copies: &'a [btar_control::CopyRun],
+}
+
+impl BackupCmd {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        match self {
+            BackupCmd::Create { service, no_copy } => create(ctx, &service, no_copy).await,
+            BackupCmd::List { service } => list(ctx, &service).await,
+        }
+    }
+}
+
+async fn create(ctx: &Ctx, service: &str, no_copy: bool) -> anyhow::Result<ExitCode> {
+    let (taken, copies) = take(ctx, service, !no_copy).await?;
+    let json = Created {
+        backup: &taken,
+        copies: &copies,
+    };
+    ctx.out.emit(&json, || {
+        let mut s = format!(
+            "backup {} of {} committed in region {}: {} read, {} new ({} chunks) in {:.1}s ({:.0} MB/s)",
+            taken.backup_name,
+            service,
+            taken.region,
+            human_bytes(taken.logical_bytes),
+            human_bytes(taken.new_stored_bytes),
+            taken.new_chunks,
+            taken.seconds,
+            taken.mb_per_s
+        );
+        for c in &copies {
+            s.push('\n');
+            s.push_str(&super::copy_jobs::one_line(&c.job));
+        }
+        s
+    })?;
+    let failed = copies
+        .iter()
+        .any(|c| c.job.state != btar_catalog::JobState::Completed);
+    Ok(if failed {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Takes a primary backup of `service` (progress bar on a terminal) and, with `copy`, runs its copy
+/// jobs here; returns what was committed and the copies made.
+pub async fn take(
+    ctx: &Ctx,
+    service: &str,
+    copy: bool,
+) -> anyhow::Result<(BackupTaken, Vec<btar_control::CopyRun>)> {
+    let cp = ctx.control().await?;
+    let bar = ctx.out.bytes_bar(&format!("backup {service}"));
+    let (b1, b2) = (bar.clone(), bar.clone());
+    let result = cp
+        .take_backup_with(
+            service,
+            CreatedBy::OnDemand,
+            &move |n| b1.set_length(n),
+            &move |n| b2.set_position(n),
+        )
+        .await;
+    bar.finish_and_clear();
+    let taken = result.map_err(|e| anyhow::anyhow!("backup of service `{service}`: {e}"))?;
+    let copies = if copy {
+        cp.drain_copy_jobs().await?
+    } else {
+        vec![]
+    };
+    Ok((taken, copies))
+}
+
+async fn list(ctx: &Ctx, service: &str) -> anyhow::Result<ExitCode> {
+    let cp = ctx.control().await?;
+    let view = cp.backups_view(service).await?;
+    ctx.out.emit(&view, || {
+        let mut s = format!(
+            "{:<22} {:<21} {:>10}  {}",
+            "BACKUP", "TIME", "SIZE", "LOCATIONS"
+        );
+        for b in &view.backups {
+            let locs: Vec<String> = std::iter::once(format!("{}=COMPLETED", b.storage_location))
+                .chain(
+                    b.additional_regions
+                        .iter()
+                        .map(|a| format!("{}={}", a.region, a.status)),
+                )
+                .collect();
+            s.push_str(&format!(
+                "\n{:<22} {:<21} {:>10}  {}",
+                b.backup_name,
+                b.backup_time
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                human_bytes(b.data_size),
+                locs.join(" ")
+            ));
+        }
+        s.push_str("\n\nPITR windows:");
+        for r in std::iter::once(&view.pitr.primary_region).chain(&view.pitr.additional_regions) {
+            let t = |x: Option<chrono::DateTime<chrono::Utc>>| {
+                x.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_else(|| "-".into())
+            };
+            s.push_str(&format!(
+                "\n  {:<20} {} .. {}{}",
+                r.region,
+                t(r.pitr_range_start),
+                t(r.pitr_range_end),
+                r.error
+                    .as_ref()
+                    .map(|e| format!("  ({e})"))
+                    .unwrap_or_default()
+            ));
+        }
+        s
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,71 @@
+//! One module per command group.
+
+pub mod backup;
+pub mod catalog;
+pub mod copy_jobs;
+pub mod fork;
+pub mod replicate;
+pub mod report;
+pub mod restore;
+pub mod server;
+pub mod service;
+pub mod up;
+pub mod verify;
+pub mod wal;
+
+use btar_control::{Config, ControlPlane};
+use btar_format::Location;
+use btar_region::CancellationToken;
+
+use crate::output::Out;
+
+/// What every command gets: the loaded config, the output mode and the cancellation token of the run.
+#[derive(Debug)]
+pub struct Ctx {
+    pub cfg: Config,
+    pub out: Out,
+    pub cancel: CancellationToken,
+}
+
+impl Ctx {
+    /// Opens an existing location of `service` in `region`.
+    pub async fn location(&self, service: &str, region: &str) -> anyhow::Result<Location> {
+        let r = self.cfg.open_region(region, &self.cancel)?;
+        Ok(Location::open(&r, service)
+            .await?
+            .with_compression_level(self.cfg.storage.compression_level))
+    }
+
+    /// Opens the home location of `service` (in `region` when given, for services registered outside
+    /// the config such as forks), creating it on first use.
+    pub async fn home_location(
+        &self,
+        service: &str,
+        region: Option<&str>,
+    ) -> anyhow::Result<Location> {
+        let (cloud, engine) = match region {
+            Some(r) => (r.to_string(), "pg".to_string()),
+            None => {
+                let s = self.cfg.service(Some(service))?;
+                (s.cloud.clone(), s.engine.clone())
+            }
+        };
+        let r = self.cfg.open_region(&cloud, &self.cancel)?;
+        Ok(Location::open_or_init(&r, service, &engine, None)
+            .await?
+            .with_compression_level(self.cfg.storage.compression_level))
+    }
+
+    /// The control plane: the catalog the config names, opened on demand (wal-push never needs it).
+    pub async fn control(&self) -> anyhow::Result<ControlPlane> {
+        Ok(ControlPlane::open(self.cfg.clone(), self.cancel.clone()).await?)
+    }
+
+    /// The command line that calls this btar back with the same config (for archive/restore commands).
+    pub fn self_command(&self) -> String {
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "btar".into());
+        format!("{exe} --config {}", self.cfg.path.display())
+    }
+}

@@ -1,0 +1,50 @@
+use std::process::ExitCode;
+
+use btar_catalog::Period;
+
+use super::Ctx;
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    service: String,
+    /// hour, day, week, month or year.
+    #[arg(long, default_value = "hour")]
+    period: String,
+}
+
+impl ReportArgs {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        let period: Period = self.period.parse()?;
+        let cp = ctx.control().await?;
+        cp.service(&self.service).await?;
+        let report = cp.catalog().lag_report(&self.service, period).await?;
+        ctx.out.emit(&report, || {
+            let mut s = format!(
+                "replication lag of {} over the last {} ({}s per point)",
+                report.service, report.period, report.step_seconds
+            );
+            if report.metrics.is_empty() {
+                s.push_str("\n  no samples yet");
+            }
+            let last = |v: &[(i64, f64)]| {
+                v.last()
+                    .map(|p| format!("{:.1}", p.1))
+                    .unwrap_or_else(|| "-".into())
+            };
+            for (region, series) in &report.metrics {
+                s.push_str(&format!(
+                    "\n  {region}: backup lag {} s, WAL lag {} s, bytes pending {} ({} points)",
+                    last(&series.backup_lag_seconds),
+                    last(&series.wal_lag_seconds),
+                    last(&series.bytes_pending),
+                    series
+                        .backup_lag_seconds
+                        .len()
+                        .max(series.wal_lag_seconds.len())
+                ));
+            }
+            s
+        })?;
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,111 @@
+use std::process::ExitCode;
+
+use btar_control::{ServiceCreate, ServiceView};
+use serde_json::{Map, Value};
+
+use super::Ctx;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ServiceCmd {
+    /// Register a service (Aiven `avn service create`).
+    Create {
+        name: String,
+        /// Engine: pg or mysql.
+        #[arg(long = "type", default_value = "pg")]
+        service_type: String,
+        /// Home region.
+        #[arg(long)]
+        cloud: String,
+        #[arg(long, default_value = "")]
+        plan: String,
+        /// user_config entries, `key=JSON` (e.g. additional_backup_regions='["aws-eu-central-1"]').
+        #[arg(short = 'c', long = "config-value", value_parser = parse_kv)]
+        values: Vec<(String, Value)>,
+    },
+    /// Change a service's plan or user_config entries (`-c additional_backup_regions='[]'` disables).
+    Update {
+        name: String,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(short = 'c', long = "config-value", value_parser = parse_kv)]
+        values: Vec<(String, Value)>,
+    },
+    Get {
+        name: String,
+    },
+    List,
+    /// Delete a service from the catalog; its backups stay in every location until their retention ends.
+    Delete {
+        name: String,
+    },
+}
+
+/// `key=value` where value is JSON, or a bare string when it is not JSON (as Aiven's CLI takes it).
+fn parse_kv(s: &str) -> Result<(String, Value), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected key=value, got `{s}`"))?;
+    let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+    Ok((k.trim().to_string(), v))
+}
+
+fn text(v: &ServiceView) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+impl ServiceCmd {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        let cp = ctx.control().await?;
+        match self {
+            ServiceCmd::Create {
+                name,
+                service_type,
+                cloud,
+                plan,
+                values,
+            } => {
+                let v = cp
+                    .create_service(ServiceCreate {
+                        name,
+                        service_type,
+                        cloud,
+                        plan,
+                        user_config: Value::Object(values.into_iter().collect()),
+                    })
+                    .await?;
+                ctx.out.emit(&v, || text(&v))?;
+            }
+            ServiceCmd::Update { name, plan, values } => {
+                let user_config = if values.is_empty() {
+                    None
+                } else {
+                    // Entries given replace theirs; the others keep their value.
+                    let current = cp.service(&name).await?.user_config;
+                    let mut merged: Map<String, Value> =
+                        current.as_object().cloned().unwrap_or_default();
+                    merged.extend(values);
+                    Some(Value::Object(merged))
+                };
+                let v = cp.update_service(&name, plan, user_config).await?;
+                ctx.out.emit(&v, || text(&v))?;
+            }
+            ServiceCmd::Get { name } => {
+                let v = cp.get_service_view(&name).await?;
+                ctx.out.emit(&v, || text(&v))?;
+            }
+            ServiceCmd::List => {
+                let all = cp.list_services().await?;
+                ctx.out.emit(&serde_json::json!({ "services": all }), || {
+                    all.iter().map(text).collect::<Vec<_>>().join("\n")
+                })?;
+            }
+            ServiceCmd::Delete { name } => {
+                cp.delete_service(&name).await?;
+                ctx.out.emit(&serde_json::json!({ "deleted": name }), || {
+                    format!("service {name} deleted; its backups stay until their retention ends")
+                })?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

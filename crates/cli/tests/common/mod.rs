@@ -1,0 +1,224 @@
+//! Shared harness for the CLI's integration tests: a config file with real regions (local filesystem
+//! or the S3 server on loopback), a PostgreSQL cluster archiving through the built `btar`, and a way
+//! to run `btar` as the database user.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use btar_region::RegionConfig;
+use btar_testkit::{PgCluster, S3Server, TestDir, as_db_user, describe, free_port, fs_region};
+
+pub const SVC: &str = "orders";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Fs,
+    S3,
+}
+
+/// A test world: temp dir, regions, optional S3 server, config file, and the service's cluster.
+pub struct World {
+    pub dir: TestDir,
+    pub s3: Option<S3Server>,
+    pub regions: Vec<RegionConfig>,
+    pub config: PathBuf,
+    pub pg: Option<PgCluster>,
+}
+
+impl World {
+    /// Two regions (`home`, `away`) on the given backend; no cluster yet.
+    pub fn new(backend: Backend) -> Self {
+        let dir = TestDir::new();
+        let (s3, regions) = match backend {
+            Backend::Fs => (
+                None,
+                vec![
+                    fs_region("home", &dir.sub("store-home")),
+                    fs_region("away", &dir.sub("store-away")),
+                ],
+            ),
+            Backend::S3 => {
+                let s3 = S3Server::start();
+                let r = vec![
+                    s3.region("home", "home-bucket"),
+                    s3.region("away", "away-bucket"),
+                ];
+                (Some(s3), r)
+            }
+        };
+        let config = dir.path().join("btar.toml");
+        let w = Self {
+            dir,
+            s3,
+            regions,
+            config,
+            pg: None,
+        };
+        w.write_config("host=127.0.0.1 port=1 user=postgres dbname=postgres");
+        w
+    }
+
+    /// A world with a running cluster archiving WAL into the service's home region.
+    pub fn with_cluster(backend: Backend) -> Self {
+        let mut w = Self::new(backend);
+        let archive = format!("{} wal-push --service {SVC} %p", w.btar_prefix());
+        let pg = PgCluster::init(&w.dir, "source", Some(&archive));
+        w.write_config(&pg.conninfo());
+        w.pg = Some(pg);
+        w
+    }
+
+    pub fn pg(&self) -> &PgCluster {
+        self.pg.as_ref().expect("world has a cluster")
+    }
+
+    /// Rewrites the config so the service points at `conninfo`.
+    pub fn write_config(&self, conninfo: &str) {
+        write_config_file(&self.config, &self.regions, conninfo);
+    }
+
+    /// `btar --config CFG` as a shell prefix (for archive_command).
+    pub fn btar_prefix(&self) -> String {
+        format!(
+            "{} --config {}",
+            env!("CARGO_BIN_EXE_btar"),
+            self.config.display()
+        )
+    }
+
+    /// Runs btar as the database user with this world's config.
+    pub fn btar(&self, args: &[&str]) -> Output {
+        btar_with(&self.config, args)
+    }
+
+    /// Runs btar and returns its JSON output, panicking with stderr on failure.
+    pub fn btar_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--output", "json"];
+        a.extend_from_slice(args);
+        let out = self.btar(&a);
+        assert!(
+            out.status.success(),
+            "btar {args:?} failed: {}",
+            describe(&out)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("btar {args:?}: bad JSON ({e}): {}", describe(&out)))
+    }
+
+    /// Runs btar expecting failure; returns stderr.
+    pub fn btar_err(&self, args: &[&str]) -> String {
+        let out = self.btar(args);
+        assert!(
+            !out.status.success(),
+            "btar {args:?} should have failed: {}",
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn backup(&self) -> String {
+        let v = self.btar_json(&["backup", "create", SVC]);
+        v["backup_name"].as_str().expect("backup_name").to_string()
+    }
+
+    pub fn backup_names(&self) -> Vec<String> {
+        let v = self.btar_json(&["backup", "list", SVC]);
+        v["backups"]
+            .as_array()
+            .expect("backups")
+            .iter()
+            .map(|b| b["backup_name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Restores into a new directory, starts and promotes it; returns the cluster and btar's report.
+    pub fn restore(&self, name: &str, extra: &[&str]) -> (PgCluster, serde_json::Value) {
+        let data_dir = self.dir.path().join(name);
+        let port = free_port();
+        let port_s = port.to_string();
+        let dd = data_dir.display().to_string();
+        let mut args = vec![
+            "restore",
+            SVC,
+            "--data-dir",
+            &dd,
+            "--start",
+            "--port",
+            &port_s,
+            "--set",
+            "listen_addresses=127.0.0.1",
+            "--promote-timeout",
+            "120s",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.btar(&{
+            let mut a = vec!["--output", "json"];
+            a.extend_from_slice(&args);
+            a
+        });
+        // Adopt first so a failed assertion still stops the server.
+        let cluster = PgCluster::adopt(&data_dir, port);
+        assert!(
+            out.status.success(),
+            "restore {extra:?} failed: {}",
+            describe(&out)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("restore JSON");
+        (cluster, v)
+    }
+}
+
+pub fn write_config_file(path: &Path, regions: &[RegionConfig], conninfo: &str) {
+    #[derive(serde::Serialize)]
+    struct Pg<'a> {
+        conninfo: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Service<'a> {
+        name: &'a str,
+        engine: &'a str,
+        cloud: &'a str,
+        additional_backup_regions: Vec<&'a str>,
+        pg: Pg<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        region: &'a [RegionConfig],
+        service: Vec<Service<'a>>,
+    }
+    let f = File {
+        region: regions,
+        service: vec![Service {
+            name: SVC,
+            engine: "pg",
+            cloud: "home",
+            additional_backup_regions: vec!["away"],
+            pg: Pg { conninfo },
+        }],
+    };
+    std::fs::write(path, toml::to_string(&f).expect("config TOML")).expect("write config");
+}
+
+pub fn btar_with(config: &Path, args: &[&str]) -> Output {
+    let mut c: Command = as_db_user(env!("CARGO_BIN_EXE_btar"));
+    c.arg("--config").arg(config).args(args);
+    c.env_remove("BTAR_CONFIG").env_remove("RUST_LOG");
+    c.output().expect("run btar")
+}
+
+/// Marks: a table whose rows say which phase of a test wrote them.
+pub fn mark(pg: &PgCluster, tag: &str) {
+    pg.psql(&format!(
+        "CREATE TABLE IF NOT EXISTS marks (id serial PRIMARY KEY, tag text NOT NULL); INSERT INTO marks(tag) VALUES ('{tag}')"
+    ));
+}
+
+pub fn marks(pg: &PgCluster) -> Vec<String> {
+    let s = pg.psql("SELECT coalesce(string_agg(tag, ',' ORDER BY id), '') FROM marks");
+    if s.is_empty() {
+        vec![]
+    } else {
+        s.split(',').map(String::from).collect()
+    }
+}

@@ -1,0 +1,162 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The README's flow, end to end: `btar up` sets up the embedded default, takes the first backup and
+//! copies it to the secondary region; a row written afterwards is backed up and copied, shows in the
+//! lag report, and reads back from a fork made from the secondary location; the API served by
+//! `btar up` answers with the token it wrote. A second `btar up` reuses everything.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use btar_testkit::{PgCluster, TestDir, as_db_user, describe};
+
+fn btar(args: &[&str]) -> serde_json::Value {
+    // Every command as the database user, as an operator of the embedded default would run them (the
+    // data directory, catalog and keys belong to that user).
+    let out = as_db_user(env!("CARGO_BIN_EXE_btar"))
+        .args(["--output", "json"])
+        .args(args)
+        .env_remove("BTAR_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "btar {args:?}: {}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn port_of(conninfo: &str) -> u16 {
+    conninfo
+        .split("port=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn copied(v: &serde_json::Value) {
+    let copies = v["copies"].as_array().unwrap();
+    assert_eq!(copies.len(), 1, "{v}");
+    assert_eq!(copies[0]["job"]["state"], "COMPLETED", "{v}");
+    assert_eq!(copies[0]["job"]["destination_region"], "local-away", "{v}");
+}
+
+/// A minimal HTTP/1.1 GET on loopback (the API test in btar-control covers the routes in depth).
+fn http_get(port: u16, path: &str, token: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn readme_flow_up_write_backup_copy_report_fork() {
+    let dir = TestDir::new();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let first = btar(&["up", "--dir", d, "--no-serve"]);
+    let conninfo = first["postgres"].as_str().unwrap().to_string();
+    let pg = PgCluster::adopt(&data.join("pg"), port_of(&conninfo));
+    assert!(first["backup"]["backup_name"].is_string(), "{first}");
+    copied(&first);
+
+    pg.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('written after up')");
+    let cfg = data.join("btar.toml");
+    let c = cfg.to_str().unwrap();
+    let second = btar(&["-c", c, "backup", "create", "demo"]);
+    assert_ne!(second["backup_name"], first["backup"]["backup_name"]);
+    copied(&second);
+    pg.psql("SELECT pg_switch_wal()");
+
+    // Again: same cluster, same keys, a new backup that reuses almost every chunk.
+    let again = btar(&["up", "--dir", d, "--no-serve"]);
+    assert_eq!(again["postgres"].as_str().unwrap(), conninfo);
+    assert!(
+        again["backup"]["new_chunks"].as_u64().unwrap() < 50,
+        "{again}"
+    );
+
+    let listed = btar(&["-c", c, "backup", "list", "demo"]);
+    let backups = listed["backups"].as_array().unwrap();
+    assert_eq!(backups.len(), 3);
+    assert!(
+        backups
+            .iter()
+            .all(|b| b["additional_regions"][0]["status"] == "COMPLETED"),
+        "{listed}"
+    );
+
+    let report = btar(&["-c", c, "report", "demo", "--period", "day"]);
+    let lag = &report["metrics"]["local-away"]["backup_lag_seconds"];
+    assert!(!lag.as_array().unwrap().is_empty(), "{report}");
+
+    let forked = btar(&[
+        "-c",
+        c,
+        "fork",
+        "demo",
+        "--source",
+        "secondary",
+        "--name",
+        "demo-dr",
+    ]);
+    let fork = PgCluster::adopt(
+        std::path::Path::new(forked["data_dir"].as_str().unwrap()),
+        port_of(forked["conninfo"].as_str().unwrap()),
+    );
+    assert_eq!(forked["cloud"], "local-away", "{forked}");
+    assert_eq!(fork.psql("SELECT v FROM t"), "written after up");
+    drop(fork);
+
+    // `btar up` serving: the API answers with the token it wrote, and refuses a wrong one.
+    let token = std::fs::read_to_string(data.join("api-token")).unwrap();
+    let mut server = as_db_user(env!("CARGO_BIN_EXE_btar"))
+        .args(["-c", c, "server", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    // "btar server: API http://127.0.0.1:PORT/v1, …"
+    let port: u16 = line
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("server announced {line}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, body) = loop {
+        let r = http_get(port, "/v1/project/p/service/demo/backups", token.trim());
+        if r.0 == 200 || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (wrong, _) = http_get(port, "/v1/copy-jobs", "not-the-token-at-all");
+    let _ = Command::new("pkill")
+        .args(["-INT", "-f", &format!("{c} server")])
+        .status();
+    let _ = server.wait();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["backups"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(wrong, 403);
+    drop(pg);
+}

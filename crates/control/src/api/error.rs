@@ -1,0 +1,147 @@
+//! Errors as the API returns them: Aiven's shape, `{"message": …, "errors": [{"message": …,
+//! "status": …}]}`, with the HTTP status chosen from what went wrong. Bad input is always a 4xx;
+//! a 5xx carries a message too and is logged.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use btar_catalog::CatalogError;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::ControlError;
+use crate::config::ConfigError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// For the 24 h rule: when the regions may change next, also in the body as a field.
+    pub next_allowed_at: Option<DateTime<Utc>>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            next_allowed_at: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// An extractor's rejection: its own status, except that a body that parses but does not fit
+    /// (axum's 422) is a plain 400 like every other bad input here.
+    pub fn rejected(status: StatusCode, message: String) -> Self {
+        let status = match status {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            s => s,
+        };
+        Self::new(status, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, message = %self.message, "API request failed");
+        }
+        let mut body = json!({
+            "message": self.message,
+            "errors": [{"message": self.message, "status": self.status.as_u16()}],
+        });
+        if let Some(t) = self.next_allowed_at {
+            body["next_allowed_at"] = json!(t);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let message = e.to_string();
+        let status = match &e {
+            ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ControlError::Conflict(_) | ControlError::NoAgent(_) => StatusCode::CONFLICT,
+            ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+            ControlError::Catalog(c) => return c.into(),
+            ControlError::Config(c) => config_status(c),
+            ControlError::Format(f) => format_status(f),
+            ControlError::Pg(p) => pg_status(p),
+            ControlError::Region(_) | ControlError::Copy(_) | ControlError::Task(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, message)
+    }
+}
+
+impl From<&CatalogError> for ApiError {
+    fn from(e: &CatalogError) -> Self {
+        let status = match e {
+            CatalogError::NotFound { .. } => StatusCode::NOT_FOUND,
+            CatalogError::ServiceExists(_)
+            | CatalogError::RegionsChangeTooSoon { .. }
+            | CatalogError::Conflict(_)
+            | CatalogError::LeaseLost { .. } => StatusCode::CONFLICT,
+            CatalogError::InvalidPeriod(_) | CatalogError::Invalid { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            CatalogError::UnsupportedUrl(_)
+            | CatalogError::Database { .. }
+            | CatalogError::SchemaTooNew { .. }
+            | CatalogError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut err = ApiError::new(status, e.to_string());
+        if let CatalogError::RegionsChangeTooSoon {
+            next_allowed_at, ..
+        } = e
+        {
+            err.next_allowed_at = Some(*next_allowed_at);
+        }
+        err
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        (&e).into()
+    }
+}
+
+fn config_status(e: &ConfigError) -> StatusCode {
+    match e {
+        ConfigError::UnknownRegion(..) | ConfigError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ConfigError::UnknownService(..) => StatusCode::NOT_FOUND,
+        ConfigError::Read { .. } | ConfigError::Parse { .. } | ConfigError::Region(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+fn format_status(e: &btar_format::FormatError) -> StatusCode {
+    use btar_format::FormatError as F;
+    match e {
+        F::InvalidName { .. } => StatusCode::BAD_REQUEST,
+        // Nothing stored for the service in that region (yet).
+        F::BackupNotFound { .. } | F::NoLocation { .. } => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn pg_status(e: &btar_engine_pg::PgError) -> StatusCode {
+    use btar_engine_pg::PgError as P;
+    match e {
+        P::Format(f) => format_status(f),
+        // A target time outside what the chosen location can reach, or nothing to restore there.
+        P::TargetOutOfWindow { .. } | P::NoBackups { .. } | P::DirNotEmpty(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

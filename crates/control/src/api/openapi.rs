@@ -1,0 +1,302 @@
+//! The OpenAPI 3.1 document of the API, written by hand next to the routes it describes (tests
+//! check that every served route is in it). It also defines btar's lag metric names, which Aiven's
+//! report leaves unnamed.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+pub async fn serve() -> Json<Value> {
+    Json(document())
+}
+
+fn error_responses(codes: &[&str]) -> Value {
+    let mut out = serde_json::Map::new();
+    for code in codes {
+        let description = match *code {
+            "400" => {
+                "Bad input: malformed JSON, unknown field, wrong type, unknown region, region rule"
+            }
+            "401" => "Missing bearer token",
+            "403" => "Wrong bearer token",
+            "404" => "No such service or copy job",
+            "409" => {
+                "Conflicts with the current state (24 h region-change rule, name taken, no agent here)"
+            }
+            _ => "Error",
+        };
+        out.insert(
+            (*code).to_owned(),
+            json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+        );
+    }
+    Value::Object(out)
+}
+
+/// A success answer (`code`) with its JSON schema, and the errors the route can give.
+fn responses(code: &str, description: &str, schema: Value, errors: &[&str]) -> Value {
+    let mut responses = error_responses(errors);
+    responses[code] = json!({
+        "description": description,
+        "content": {"application/json": {"schema": schema}}
+    });
+    responses
+}
+
+fn ok(description: &str, schema: Value, errors: &[&str]) -> Value {
+    responses("200", description, schema, errors)
+}
+
+fn body(schema: Value) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+}
+
+fn schema(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// `{"<key>": <schema>}`, the envelope most answers use.
+fn wrapped(key: &str, inner: Value) -> Value {
+    json!({"type": "object", "properties": {key: inner}})
+}
+
+fn array(items: Value) -> Value {
+    json!({"type": "array", "items": items})
+}
+
+fn series(description: &str) -> Value {
+    json!({
+        "description": description,
+        "type": "array",
+        "items": {"type": "array", "prefixItems": [
+            {"type": "integer", "description": "bucket start, Unix seconds"},
+            {"type": "number"}
+        ], "minItems": 2, "maxItems": 2}
+    })
+}
+
+pub fn document() -> Value {
+    let project = json!({"name": "project", "in": "path", "required": true,
+        "description": "Accepted for Aiven compatibility, not stored (btar has one project)",
+        "schema": {"type": "string"}});
+    let service =
+        json!({"name": "service", "in": "path", "required": true, "schema": {"type": "string"}});
+    let query = |name: &str, description: &str, ty: &str| json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": ty}});
+    let auth = ["400", "401", "403"];
+    let auth_404 = ["400", "401", "403", "404"];
+    let public = json!([]);
+    let mut backup_responses = ok(
+        "Committed (wait=true)",
+        wrapped("backup", schema("BackupTaken")),
+        &["401", "403", "404", "409"],
+    );
+    backup_responses["202"] = json!({"description": "Started in the background",
+        "content": {"application/json": {"schema": schema("Message")}}});
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "btar API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Self-hosted backup to another region. Services after Aiven's service API \
+                (`user_config.additional_backup_regions`, fork & restore, lag report), copy jobs after \
+                AWS Backup's DescribeCopyJob. Errors are `{\"message\", \"errors\": [{\"message\", \"status\"}]}`."
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/project/{project}/service": {
+                "parameters": [project],
+                "post": {
+                    "summary": "Create a service, or fork one (user_config.service_to_fork_from)",
+                    "description": "Regions: `cloud` and every `additional_backup_regions` entry must be configured; a destination differs from `cloud` and is on its provider unless `allow_cross_provider` is true. Enabling regions starts a first backup. A fork restores from the location in `cloud` (the source's home region = primary, one of its additional regions = secondary; a region without a copy is a 400) and answers when the fork runs.",
+                    "requestBody": body(schema("ServiceCreate")),
+                    "responses": responses("201", "Created", wrapped("service", schema("Service")), &["400", "401", "403", "409"])
+                },
+                "get": {
+                    "summary": "List services",
+                    "responses": ok("Live services", wrapped("services", array(schema("Service"))), &auth)
+                }
+            },
+            "/v1/project/{project}/service/{service}": {
+                "parameters": [project, service],
+                "get": {"summary": "Get a service", "responses": ok("The service", wrapped("service", schema("Service")), &auth_404)},
+                "put": {
+                    "summary": "Update plan and/or user_config",
+                    "description": "`user_config` is merged into the stored one key by key (`null` removes a key). `additional_backup_regions` may change once per 24 h (409 with `next_allowed_at`); `[]` disables copies and keeps existing secondary backups until their retention ends.",
+                    "requestBody": body(schema("ServiceUpdate")),
+                    "responses": ok("Updated", wrapped("service", schema("Service")), &["400", "401", "403", "404", "409"])
+                },
+                "delete": {"summary": "Delete a service (its backups stay until their retention ends)", "responses": ok("Deleted", schema("Message"), &auth_404)}
+            },
+            "/v1/project/{project}/service/{service}/backups": {
+                "parameters": [project, service],
+                "get": {"summary": "Backups with their state per location, and the PITR window per location", "responses": ok("Backups", schema("BackupsView"), &auth_404)},
+                "post": {
+                    "summary": "Take an on-demand primary backup",
+                    "parameters": [query("wait", "true: answer 200 once committed; default: start in the background and answer 202", "boolean")],
+                    "responses": backup_responses
+                }
+            },
+            "/v1/project/{project}/service/{service}/backup_to_another_region/report": {
+                "parameters": [project, service],
+                "post": {
+                    "summary": "Replication lag per destination region over a period",
+                    "requestBody": body(json!({"type": "object", "additionalProperties": false, "required": ["period"],
+                        "properties": {"period": {"type": "string", "enum": ["hour", "day", "week", "month", "year"]}}})),
+                    "responses": ok("Lag report", schema("LagReport"), &auth_404)
+                }
+            },
+            "/v1/copy-jobs": {
+                "get": {
+                    "summary": "List copy jobs, newest first (AWS ListCopyJobs)",
+                    "parameters": [
+                        query("state", "CREATED, RUNNING, COMPLETED, FAILED or PARTIAL", "string"),
+                        query("created_after", "RFC 3339 time", "string"),
+                        query("created_before", "RFC 3339 time", "string"),
+                        query("destination_region", "Destination region name", "string"),
+                        query("service", "Service name", "string"),
+                        query("limit", "At most this many (default and maximum 1000)", "integer")
+                    ],
+                    "responses": ok("Copy jobs", wrapped("copy_jobs", array(schema("CopyJob"))), &auth)
+                }
+            },
+            "/v1/copy-jobs/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"summary": "Describe a copy job (AWS DescribeCopyJob)", "responses": ok("The job", wrapped("copy_job", schema("CopyJob")), &auth_404)}
+            },
+            "/v1/events": {
+                "get": {
+                    "summary": "Events, newest first",
+                    "parameters": [
+                        query("service", "Only this service's events", "string"),
+                        query("after_id", "Only events with a larger id (for polling)", "integer"),
+                        query("limit", "At most this many (default 100, maximum 1000)", "integer")
+                    ],
+                    "responses": ok("Events", wrapped("events", array(schema("Event"))), &auth)
+                }
+            },
+            "/v1/openapi.json": {
+                "get": {"summary": "This document", "security": public, "responses": {"200": {"description": "OpenAPI 3.1 document"}}}
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics, computed from the catalog at scrape time",
+                    "description": "btar_copy_jobs{state}, btar_copy_bytes_transferred_total{destination_region}, btar_backup_lag_seconds / btar_wal_lag_seconds / btar_bytes_pending / btar_latest_recoverable_timestamp_seconds {service,destination_region} (newest sample of the last hour), btar_backups / btar_backup_data_bytes / btar_last_backup_timestamp_seconds {service,region,role}, btar_services.",
+                    "security": public,
+                    "responses": {"200": {"description": "Text exposition format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+                }
+            },
+            "/": {
+                "get": {"summary": "Console (HTML); asks for the token and calls this API", "security": public,
+                    "responses": {"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}}
+            }
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas()
+        }
+    })
+}
+
+/// Component schemas; a function of its own to keep each `json!` within the macro recursion limit.
+fn schemas() -> Value {
+    json!({
+        "Error": {"type": "object", "required": ["message", "errors"], "properties": {
+            "message": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object", "properties": {"message": {"type": "string"}, "status": {"type": "integer"}}}},
+            "next_allowed_at": {"type": "string", "format": "date-time", "description": "On a 409 from the 24 h rule: when additional_backup_regions may change next"}
+        }},
+        "Message": {"type": "object", "properties": {"message": {"type": "string"}}},
+        "UserConfig": {"type": "object", "properties": {
+            "additional_backup_regions": {"type": "array", "items": {"type": "string"}, "description": "Destination regions of backup copies; [] disables"},
+            "allow_cross_provider": {"type": "boolean", "description": "Allow destinations on another provider than the home region"},
+            "service_to_fork_from": {"type": "string", "description": "Create only: fork this service"},
+            "project_to_fork_from": {"type": "string", "description": "Create only: accepted, ignored (single project)"},
+            "recovery_target_time": {"type": "string", "format": "date-time", "description": "Create only: fork to this point (default: latest)"},
+            "fork_data_dir": {"type": "string", "description": "Create only: the fork's data directory on this host"},
+            "fork_port": {"type": "integer", "description": "Create only: the fork's PostgreSQL port"},
+            "btar_pg": {"type": "object", "readOnly": true, "description": "Agent settings btar keeps for a fork (password masked)"}
+        }},
+        "ServiceCreate": {"type": "object", "additionalProperties": false, "required": ["service_name", "cloud"], "properties": {
+            "service_name": {"type": "string", "description": "Also accepted as `name`"},
+            "service_type": {"type": "string", "enum": ["pg", "mysql", ""]},
+            "cloud": {"type": "string", "description": "Home region (for a fork: the location to restore from)"},
+            "plan": {"type": "string", "description": "A configured plan, or empty"},
+            "user_config": schema("UserConfig")
+        }},
+        "ServiceUpdate": {"type": "object", "additionalProperties": false, "properties": {
+            "plan": {"type": "string"},
+            "user_config": schema("UserConfig")
+        }},
+        "Service": {"type": "object", "properties": {
+            "service_name": {"type": "string"}, "service_type": {"type": "string"},
+            "cloud_name": {"type": "string"}, "plan": {"type": "string"},
+            "user_config": schema("UserConfig"),
+            "create_time": {"type": "string", "format": "date-time"},
+            "update_time": {"type": "string", "format": "date-time"},
+            "next_regions_change_at": {"type": ["string", "null"], "format": "date-time"},
+            "state": {"type": "string"},
+            "fork": {"type": "object", "description": "On a fork's creation: what was restored"}
+        }},
+        "BackupsView": {"type": "object", "properties": {
+            "backups": {"type": "array", "items": {"type": "object", "properties": {
+                "backup_name": {"type": "string"}, "backup_time": {"type": "string", "format": "date-time"},
+                "data_size": {"type": "integer"}, "storage_location": {"type": "string"},
+                "incremental": {"type": "boolean"},
+                "additional_regions": {"type": "array", "items": {"type": "object", "properties": {
+                    "cloud": {"type": "string"}, "region": {"type": "string"},
+                    "paused": {"type": "boolean"}, "pause_reason": {"type": ["string", "null"]},
+                    "status": {"type": "string", "description": "COMPLETED, PENDING, FAILED, NOT_COPIED or UNREACHABLE"}
+                }}}
+            }}},
+            "pitr": {"type": "object", "properties": {
+                "primary_region": schema("PitrRange"),
+                "additional_regions": {"type": "array", "items": schema("PitrRange")}
+            }}
+        }},
+        "PitrRange": {"type": "object", "properties": {
+            "cloud": {"type": "string"}, "region": {"type": "string"},
+            "pitr_range_start": {"type": ["string", "null"], "format": "date-time"},
+            "pitr_range_end": {"type": ["string", "null"], "format": "date-time"}
+        }},
+        "BackupTaken": {"type": "object", "properties": {
+            "service": {"type": "string"}, "region": {"type": "string"}, "backup_name": {"type": "string"},
+            "logical_bytes": {"type": "integer"}, "copy_job_ids": {"type": "array", "items": {"type": "string"}}
+        }},
+        "LagReport": {"type": "object", "properties": {
+            "service": {"type": "string"},
+            "period": {"type": "string"},
+            "start": {"type": "string", "format": "date-time"},
+            "end": {"type": "string", "format": "date-time"},
+            "step_seconds": {"type": "integer", "description": "Bucket width; 60 buckets per period"},
+            "metrics": {"type": "object", "description": "Keyed by destination region", "additionalProperties": schema("LagSeries")}
+        }},
+        "LagSeries": {"type": "object", "description": "A bucket without samples has no point.", "properties": {
+            "backup_lag_seconds": series("Worst backup lag in the bucket: secondary completion minus primary completion of a backup copy"),
+            "wal_lag_seconds": series("Worst WAL lag in the bucket: time from a segment being durable in the primary to being durable in this region"),
+            "bytes_pending": series("Largest backlog in the bucket: bytes archived in the primary and not yet in this region"),
+            "latest_recoverable_time": series("Latest point (Unix seconds) a restore from this region could reach")
+        }},
+        "CopyJob": {"type": "object", "properties": {
+            "copy_job_id": {"type": "string"}, "service": {"type": "string"},
+            "kind": {"type": "string", "enum": ["backup", "logs"]},
+            "source_region": {"type": "string"}, "destination_region": {"type": "string"},
+            "backup_name": {"type": "string", "description": "Source recovery point (for logs: the range)"},
+            "destination_backup_name": {"type": "string"},
+            "state": {"type": "string", "enum": ["CREATED", "RUNNING", "COMPLETED", "FAILED", "PARTIAL"]},
+            "status_message": {"type": ["string", "null"]},
+            "creation_date": {"type": "string", "format": "date-time"},
+            "start_date": {"type": ["string", "null"], "format": "date-time"},
+            "completion_date": {"type": ["string", "null"], "format": "date-time"},
+            "backup_size_in_bytes": {"type": ["integer", "null"]},
+            "bytes_transferred": {"type": "integer"},
+            "chunks_total": {"type": ["integer", "null"]}, "chunks_copied": {"type": "integer"},
+            "attempts": {"type": "integer"},
+            "created_by": {"type": "string", "enum": ["plan", "on-demand", "event"]},
+            "created_by_backup_job_id": {"type": ["string", "null"]}
+        }},
+        "Event": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
+            "service": {"type": ["string", "null"]}, "kind": {"type": "string"}, "message": {"type": "string"}
+        }}
+    })
+}

@@ -1,0 +1,326 @@
+//! The config file (`btar --config FILE`): regions, services, storage settings.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use btar_engine_pg::PgSettings;
+use btar_format::WriterOptions;
+use btar_region::{CancellationToken, Region, RegionConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+    #[error("unknown region `{0}` (configured: {1})")]
+    UnknownRegion(String, String),
+    #[error("unknown service `{0}` (configured: {1})")]
+    UnknownService(String, String),
+    #[error(transparent)]
+    Region(#[from] btar_region::RegionError),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    pub compression_level: i32,
+    pub chunk_size_kib: usize,
+    pub max_in_flight: usize,
+    pub parallel_files: usize,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        let w = WriterOptions::default();
+        Self {
+            compression_level: 3,
+            chunk_size_kib: w.chunk_size / 1024,
+            max_in_flight: w.max_in_flight,
+            parallel_files: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    /// `pg` (PostgreSQL) or `mysql` (MySQL/MariaDB).
+    pub engine: String,
+    /// Home region: where primary backups and the log archive live.
+    pub cloud: String,
+    #[serde(default)]
+    pub plan: Option<String>,
+    #[serde(default)]
+    pub additional_backup_regions: Vec<String>,
+    #[serde(default)]
+    pub pg: Option<PgSettings>,
+}
+
+/// Where the catalog lives. Relative SQLite paths are taken from the config file's directory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSettings {
+    /// `sqlite://PATH` (the default: `btar-catalog.db` beside the config) or `postgres://…` when several
+    /// btar processes share the work.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// The control plane's listeners.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// REST API, console and `/metrics`.
+    pub listen: String,
+    /// Bearer token of the API, as a key source (`env:VAR`, `file:/path`, or the token itself after
+    /// `literal:`). Without one, `btar server` generates a token and prints it once.
+    pub token: Option<String>,
+    /// Loopback UDP address where `wal-push` announces each archived file, so the replicator ships it
+    /// at once instead of at the next reconciling pass.
+    pub notify: String,
+    /// Seconds between reconciling passes (listing primary and secondary locations).
+    pub reconcile_seconds: u64,
+    /// How long a copy worker's claim on a job lasts without a heartbeat: a worker that died gives
+    /// its job up after this (heartbeats come every third of it).
+    pub copy_lease_seconds: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7480".into(),
+            token: None,
+            notify: "127.0.0.1:7481".into(),
+            reconcile_seconds: 10,
+            copy_lease_seconds: 60,
+        }
+    }
+}
+
+/// A backup plan (Aiven's plans, AWS Backup's plan rules): schedule and retention per location.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanConfig {
+    pub name: String,
+    /// Cron expression (5 fields, UTC) of primary backups, e.g. `0 3 * * *`.
+    pub schedule: String,
+    /// A scheduled backup that cannot start within this many minutes of its slot is skipped.
+    #[serde(default = "default_start_window")]
+    pub start_window_minutes: u64,
+    /// Days a backup is kept in the primary location.
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+    /// Days a copy is kept in an additional backup region; independent of the primary's.
+    #[serde(default = "default_retention")]
+    pub secondary_retention_days: u32,
+}
+
+fn default_start_window() -> u64 {
+    60
+}
+
+fn default_retention() -> u32 {
+    7
+}
+
+/// Retention bounds of the reference systems (Alibaba: 7 to 1825 days).
+pub const RETENTION_DAYS: std::ops::RangeInclusive<u32> = 7..=1825;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub storage: StorageSettings,
+    #[serde(default)]
+    pub catalog: CatalogSettings,
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default, rename = "plan")]
+    pub plans: Vec<PlanConfig>,
+    #[serde(default, rename = "region")]
+    pub regions: Vec<RegionConfig>,
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceConfig>,
+    /// Absolute path of the file this was loaded from (for commands that call btar back).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        cfg.path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        for r in &self.regions {
+            r.validate()?;
+            if !names.insert(r.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "region `{}` is declared twice",
+                    r.name
+                )));
+            }
+        }
+        let mut plans = HashSet::new();
+        for p in &self.plans {
+            if !plans.insert(p.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "plan `{}` is declared twice",
+                    p.name
+                )));
+            }
+            crate::schedule::Schedule::parse(&p.schedule)
+                .map_err(|e| ConfigError::Invalid(format!("plan `{}`: {e}", p.name)))?;
+            for (what, days) in [
+                ("retention_days", p.retention_days),
+                ("secondary_retention_days", p.secondary_retention_days),
+            ] {
+                if !RETENTION_DAYS.contains(&days) {
+                    return Err(ConfigError::Invalid(format!(
+                        "plan `{}`: {what} must be within {}..={} days, not {days}",
+                        p.name,
+                        RETENTION_DAYS.start(),
+                        RETENTION_DAYS.end()
+                    )));
+                }
+            }
+        }
+        let mut services = HashSet::new();
+        for s in &self.services {
+            if let Some(plan) = &s.plan {
+                self.plan(plan)?;
+            }
+            btar_format::layout::validate_name(&s.name)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            if !services.insert(s.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "service `{}` is declared twice",
+                    s.name
+                )));
+            }
+            if !matches!(s.engine.as_str(), "pg" | "mysql") {
+                return Err(ConfigError::Invalid(format!(
+                    "service `{}`: engine must be `pg` or `mysql`, not `{}`",
+                    s.name, s.engine
+                )));
+            }
+            self.region(&s.cloud)?;
+            for r in &s.additional_backup_regions {
+                self.region(r)?;
+                if r == &s.cloud {
+                    return Err(ConfigError::Invalid(format!(
+                        "service `{}`: additional backup region `{r}` is its home region",
+                        s.name
+                    )));
+                }
+            }
+            if s.engine == "pg" && s.pg.is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "service `{}`: missing [service.pg] settings",
+                    s.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn region(&self, name: &str) -> Result<&RegionConfig, ConfigError> {
+        self.regions.iter().find(|r| r.name == name).ok_or_else(|| {
+            ConfigError::UnknownRegion(
+                name.into(),
+                self.regions
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        })
+    }
+
+    pub fn open_region(
+        &self,
+        name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Region, ConfigError> {
+        Ok(Region::open(self.region(name)?, cancel.clone())?)
+    }
+
+    /// The named service, or the only one when no name is given.
+    pub fn service(&self, name: Option<&str>) -> Result<&ServiceConfig, ConfigError> {
+        let known = || {
+            self.services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            Some(n) => self
+                .services
+                .iter()
+                .find(|s| s.name == n)
+                .ok_or_else(|| ConfigError::UnknownService(n.into(), known())),
+            None if self.services.len() == 1 => Ok(&self.services[0]),
+            None => Err(ConfigError::Invalid(format!(
+                "name a service (--service); configured: {}",
+                known()
+            ))),
+        }
+    }
+
+    pub fn plan(&self, name: &str) -> Result<&PlanConfig, ConfigError> {
+        self.plans.iter().find(|p| p.name == name).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "unknown plan `{name}` (configured: {})",
+                self.plans
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// The catalog URL: configured, or a SQLite file beside the config.
+    pub fn catalog_url(&self) -> String {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        match &self.catalog.url {
+            Some(u) => match u.strip_prefix("sqlite://") {
+                Some(p) if !p.starts_with('/') => {
+                    format!("sqlite://{}?mode=rwc", dir.join(p).display())
+                }
+                _ => u.clone(),
+            },
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                dir.join("btar-catalog.db").display()
+            ),
+        }
+    }
+
+    pub fn writer_options(&self) -> WriterOptions {
+        WriterOptions {
+            chunk_size: self.storage.chunk_size_kib * 1024,
+            max_in_flight: self.storage.max_in_flight,
+        }
+    }
+}

@@ -1,0 +1,43 @@
+use btar_catalog::CatalogError;
+
+use crate::config::ConfigError;
+
+/// What the control plane reports. The API maps each variant to an HTTP status; the CLI prints it.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Format(#[from] btar_format::FormatError),
+    #[error(transparent)]
+    Region(#[from] btar_region::RegionError),
+    #[error(transparent)]
+    Copy(#[from] btar_replicator::CopyError),
+    #[error(transparent)]
+    Pg(#[from] btar_engine_pg::PgError),
+    /// A request that cannot be served as asked (unknown region, region rules, bad target time).
+    #[error("{0}")]
+    Invalid(String),
+    /// The request is valid but conflicts with the current state (e.g. the 24 h region-change rule).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The service's database is not managed by this btar process (no agent settings for it).
+    #[error(
+        "service `{0}` has no database settings here: only the agent next to it can back it up or restore it"
+    )]
+    NoAgent(String),
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl ControlError {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        ControlError::Invalid(msg.into())
+    }
+}
+
+pub type Result<T, E = ControlError> = std::result::Result<T, E>;

@@ -1,0 +1,196 @@
+//! Fork & restore (Aiven's `service_to_fork_from`): a new service restored from a backup in a chosen
+//! location — primary or secondary — to the latest point or a target time, started in that location's
+//! region with the source's plan. The fork archives into its own home (that region) from then on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use btar_catalog::{Engine, NewService};
+use btar_engine_pg::PgSettings;
+use btar_engine_pg::restore::{Reached, RestoreOptions, Target};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::backups::NO_PROGRESS;
+use crate::error::{ControlError, Result};
+use crate::{AGENT_KEY, ControlPlane};
+
+#[derive(Debug, Clone)]
+pub struct ForkRequest {
+    pub source_service: String,
+    /// The region to restore from, which becomes the fork's home region.
+    pub cloud: String,
+    pub name: String,
+    pub recovery_target_time: Option<DateTime<Utc>>,
+    /// Defaults to the source's plan.
+    pub plan: Option<String>,
+    /// Where the fork's PostgreSQL lives; defaults to `forks/<name>` beside the config.
+    pub data_dir: Option<PathBuf>,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Forked {
+    pub service_name: String,
+    pub cloud: String,
+    pub source_service: String,
+    pub source_location: &'static str,
+    pub backup_name: String,
+    pub data_dir: String,
+    pub conninfo: String,
+    pub reached: Option<Reached>,
+    pub restored_bytes: u64,
+    pub seconds: f64,
+}
+
+fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| ControlError::Task(format!("no free port for the fork: {e}")))
+}
+
+impl ControlPlane {
+    /// Boxed so that the `Send` check of the restore's future happens here, in a concrete context:
+    /// inside axum's generic handler bounds rustc cannot prove it for the borrowed callbacks.
+    pub fn fork(&self, req: ForkRequest) -> futures::future::BoxFuture<'_, Result<Forked>> {
+        Box::pin(self.fork_inner(req))
+    }
+
+    async fn fork_inner(&self, req: ForkRequest) -> Result<Forked> {
+        let started = std::time::Instant::now();
+        btar_format::layout::validate_name(&req.name)?;
+        let src = self.catalog().get_service(&req.source_service).await?;
+        let role = if req.cloud == src.cloud {
+            "primary"
+        } else if src.additional_backup_regions().contains(&req.cloud)
+            || self.location(&src.name, &req.cloud).await.is_ok()
+        {
+            "secondary"
+        } else {
+            return Err(ControlError::invalid(format!(
+                "region `{}` holds no copy of service `{}` (its locations: {})",
+                req.cloud,
+                src.name,
+                std::iter::once(src.cloud.clone())
+                    .chain(src.additional_backup_regions())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let loc = self.location(&src.name, &req.cloud).await.map_err(|e| {
+            ControlError::invalid(format!(
+                "region `{}` holds no usable copy of service `{}`: {e}",
+                req.cloud, src.name
+            ))
+        })?;
+        match self.catalog().get_service(&req.name).await {
+            Ok(s) if s.deleted_at.is_none() => {
+                return Err(btar_catalog::CatalogError::ServiceExists(req.name.clone()).into());
+            }
+            Err(e) if !e.is_not_found() => return Err(e.into()),
+            _ => {}
+        }
+        let base = self
+            .config()
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        let data_dir = req
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| base.join("forks").join(&req.name));
+        let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
+        let port = match req.port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let me = self.self_command();
+        let source_pg = self.pg_settings(&src);
+        let opts = RestoreOptions {
+            target: req
+                .recovery_target_time
+                .map_or(Target::Latest, Target::Time),
+            backup: None,
+            data_dir: data_dir.clone(),
+            restore_command: format!(
+                "{me} wal-fetch --service {} --region {} %f %p",
+                src.name, req.cloud
+            ),
+            archive_command: Some(format!(
+                "{me} wal-push --service {} --region {} %p",
+                req.name, req.cloud
+            )),
+            settings: vec![
+                ("port".into(), port.to_string()),
+                ("listen_addresses".into(), "127.0.0.1".into()),
+                ("unix_socket_directories".into(), "/tmp".into()),
+            ],
+            start: true,
+            bin_dir: source_pg.as_ref().and_then(|p| p.bin_dir.clone()),
+            parallel: self.config().storage.parallel_files,
+            promote_timeout: Duration::from_secs(3600),
+        };
+        let outcome = btar_engine_pg::restore::run(&loc, &opts, NO_PROGRESS, NO_PROGRESS).await?;
+        let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
+        let agent = PgSettings {
+            conninfo: conninfo.clone(),
+            data_dir: Some(data_dir.display().to_string()),
+            bin_dir: opts.bin_dir.clone(),
+        };
+        let plan = req.plan.clone().unwrap_or_else(|| src.plan.clone());
+        let mut user_config = serde_json::json!({
+            "service_to_fork_from": src.name,
+            "additional_backup_regions": [],
+        });
+        if let Some(t) = req.recovery_target_time {
+            user_config["recovery_target_time"] = serde_json::json!(t.to_rfc3339());
+        }
+        user_config[AGENT_KEY] =
+            serde_json::to_value(&agent).map_err(|e| ControlError::Task(e.to_string()))?;
+        self.catalog()
+            .create_service(&NewService {
+                name: req.name.clone(),
+                engine: Engine::Pg,
+                cloud: req.cloud.clone(),
+                plan,
+                user_config,
+            })
+            .await?;
+        let _ = self
+            .catalog()
+            .append_event(
+                Some(&req.name),
+                "forked",
+                &format!(
+                    "forked from {} ({role} location {}, backup {})",
+                    src.name, req.cloud, outcome.backup
+                ),
+            )
+            .await;
+        Ok(Forked {
+            service_name: req.name,
+            cloud: req.cloud,
+            source_service: src.name,
+            source_location: role,
+            backup_name: outcome.backup,
+            data_dir: outcome.data_dir,
+            conninfo,
+            reached: outcome.reached,
+            restored_bytes: outcome.bytes,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The command line that calls this btar back with the same config (archive/restore commands).
+    pub fn self_command(&self) -> String {
+        // BTAR_EXE lets an embedding process (a test, a wrapper) name the real btar binary.
+        let exe = std::env::var("BTAR_EXE").ok().unwrap_or_else(|| {
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "btar".into())
+        });
+        format!("{exe} --config {}", self.config().path.display())
+    }
+}

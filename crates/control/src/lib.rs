@@ -1,0 +1,194 @@
+//! The control plane (DESIGN.md, "Roles"): the config, the catalog, and the work that ties the engine
+//! to the replicator — primary backups indexed as they commit, one copy job per additional backup
+//! region, workers that claim and run those jobs, continuous WAL shipping with its lag, plan
+//! schedules and retention, and the REST API over all of it.
+//!
+//! The stores are the truth; the catalog is an index and a job log. Every pass here is idempotent, so
+//! any number of `btar server` processes can share one PostgreSQL catalog.
+
+pub mod api;
+mod backups;
+pub mod config;
+mod copy_worker;
+mod error;
+mod fork;
+mod log_shipper;
+mod metrics;
+mod retention;
+pub mod schedule;
+mod scheduler;
+mod services;
+
+use std::sync::Arc;
+
+use btar_catalog::{Catalog, Engine, NewService};
+use btar_engine_pg::PgSettings;
+use btar_format::Location;
+use btar_region::CancellationToken;
+
+pub use backups::{BackupTaken, BackupsView, LocationStatus, PitrRange};
+pub use config::{Config, ConfigError, PlanConfig, ServiceConfig};
+pub use copy_worker::CopyRun;
+pub use error::{ControlError, Result};
+pub use fork::{ForkRequest, Forked};
+pub use log_shipper::{LogShipped, NOTIFY_PREFIX, notify_archived};
+pub use scheduler::Roles;
+pub use services::{ServiceCreate, ServiceView};
+
+/// User-config key under which a service registered here (a fork) keeps its agent settings.
+const AGENT_KEY: &str = "btar_pg";
+
+/// A handle on the control plane. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ControlPlane {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: Config,
+    catalog: Catalog,
+    cancel: CancellationToken,
+    /// Lease owner name of this process in the catalog.
+    owner: String,
+    /// Wakes the copy workers when a job is created in this process.
+    jobs_created: tokio::sync::Notify,
+}
+
+impl ControlPlane {
+    /// Opens the catalog the config names and registers the config's services that it lacks.
+    pub async fn open(cfg: Config, cancel: CancellationToken) -> Result<Self> {
+        let catalog = Catalog::open(&cfg.catalog_url()).await?;
+        Self::with_catalog(cfg, catalog, cancel).await
+    }
+
+    pub async fn with_catalog(
+        cfg: Config,
+        catalog: Catalog,
+        cancel: CancellationToken,
+    ) -> Result<Self> {
+        let owner = format!(
+            "{}-{}-{:08x}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "btar".into()),
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let cp = ControlPlane {
+            inner: Arc::new(Inner {
+                cfg,
+                catalog,
+                cancel,
+                owner,
+                jobs_created: tokio::sync::Notify::new(),
+            }),
+        };
+        cp.register_config_services().await?;
+        Ok(cp)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.cfg
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.inner.cancel
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
+    /// A service declared in the config is registered once; afterwards the catalog (changed through
+    /// the API or `btar service update`) is authoritative for its regions and plan.
+    async fn register_config_services(&self) -> Result<()> {
+        let catalog = self.catalog();
+        for s in &self.config().services {
+            match catalog.get_service(&s.name).await {
+                Ok(found) if found.deleted_at.is_none() => continue,
+                Ok(_) => continue, // deleted through the API: the config does not resurrect it
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            let engine = match s.engine.as_str() {
+                "mysql" => Engine::Mysql,
+                _ => Engine::Pg,
+            };
+            catalog
+                .create_service(&NewService {
+                    name: s.name.clone(),
+                    engine,
+                    cloud: s.cloud.clone(),
+                    plan: s.plan.clone().unwrap_or_default(),
+                    user_config: serde_json::json!({
+                        "additional_backup_regions": s.additional_backup_regions,
+                    }),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The catalog's view of a live service.
+    pub async fn service(&self, name: &str) -> Result<btar_catalog::Service> {
+        let s = match self.catalog().get_service(name).await {
+            Ok(s) => s,
+            Err(e) if e.is_not_found() => {
+                let known: Vec<String> = self
+                    .catalog()
+                    .list_services()
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.deleted_at.is_none())
+                    .map(|s| s.name)
+                    .collect();
+                return Err(ControlError::NotFound(format!(
+                    "unknown service `{name}` (known: {})",
+                    known.join(", ")
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if s.deleted_at.is_some() {
+            return Err(ControlError::NotFound(format!(
+                "service `{name}` was deleted"
+            )));
+        }
+        Ok(s)
+    }
+
+    /// Agent settings of a service whose database this process can reach: from the config, or those
+    /// a fork was registered with.
+    pub fn pg_settings(&self, svc: &btar_catalog::Service) -> Option<PgSettings> {
+        if let Ok(s) = self.config().service(Some(&svc.name))
+            && let Some(pg) = &s.pg
+        {
+            return Some(pg.clone());
+        }
+        serde_json::from_value(svc.user_config.get(AGENT_KEY)?.clone()).ok()
+    }
+
+    /// Opens an existing location of `service` in `region`.
+    pub async fn location(&self, service: &str, region: &str) -> Result<Location> {
+        let r = self.config().open_region(region, self.cancel_token())?;
+        Ok(Location::open(&r, service)
+            .await?
+            .with_compression_level(self.config().storage.compression_level))
+    }
+
+    /// Opens the home location of `service` in `region`, creating it on first use.
+    pub async fn home_location(
+        &self,
+        service: &str,
+        region: &str,
+        engine: &str,
+    ) -> Result<Location> {
+        let r = self.config().open_region(region, self.cancel_token())?;
+        Ok(Location::open_or_init(&r, service, engine, None)
+            .await?
+            .with_compression_level(self.config().storage.compression_level))
+    }
+}

@@ -1,0 +1,217 @@
+//! Prometheus metrics (text exposition format 0.0.4), computed from the catalog at scrape time:
+//! every btar process sharing a catalog reports the same numbers, whichever of them did the work.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use btar_catalog::{CopyJobFilter, JobState, LagSeries, Period, Point};
+
+use crate::{ControlPlane, Result};
+
+/// The whole exposition. Each family's samples are written together under its `# HELP`/`# TYPE`.
+pub async fn render(cp: &ControlPlane) -> Result<String> {
+    let catalog = cp.catalog();
+    let mut out = Exposition::default();
+
+    let services = catalog.list_services().await?;
+    out.family("btar_services", "gauge", "Live services in the catalog.");
+    out.sample("btar_services", &[], services.len() as f64);
+
+    // Every job the catalog holds: the byte counter must include finished jobs to stay monotonic.
+    let jobs = catalog.list_copy_jobs(&CopyJobFilter::default()).await?;
+    let mut by_state: BTreeMap<&str, u64> = JobState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    let mut transferred: BTreeMap<&str, i64> = BTreeMap::new();
+    for job in &jobs {
+        *by_state.entry(job.state.as_str()).or_default() += 1;
+        *transferred.entry(&job.destination_region).or_default() += job.bytes_transferred.max(0);
+    }
+    out.family(
+        "btar_copy_jobs",
+        "gauge",
+        "Copy jobs in the catalog by state (CREATED, RUNNING, COMPLETED, FAILED, PARTIAL).",
+    );
+    for (state, n) in &by_state {
+        out.sample("btar_copy_jobs", &[("state", state)], *n as f64);
+    }
+    out.family(
+        "btar_copy_bytes_transferred_total",
+        "counter",
+        "Bytes written to each destination region by copy jobs.",
+    );
+    for (region, bytes) in &transferred {
+        out.sample(
+            "btar_copy_bytes_transferred_total",
+            &[("destination_region", region)],
+            *bytes as f64,
+        );
+    }
+
+    // Newest lag sample per destination within the last hour; an older one would present a stale
+    // lag as current, so a silent destination has no series (alert on its absence).
+    let mut lags: Vec<(&str, String, LagSeries)> = Vec::new();
+    for svc in &services {
+        let report = catalog.lag_report(&svc.name, Period::Hour).await?;
+        for (destination, series) in report.metrics {
+            lags.push((&svc.name, destination, series));
+        }
+    }
+    let lag_families: [LagFamily; 4] = [
+        (
+            "btar_backup_lag_seconds",
+            "Secondary completion minus primary completion of the newest backup copy.",
+            |s| &s.backup_lag_seconds,
+        ),
+        (
+            "btar_wal_lag_seconds",
+            "Time from a WAL segment being durable in the primary to being durable in the destination.",
+            |s| &s.wal_lag_seconds,
+        ),
+        (
+            "btar_bytes_pending",
+            "Bytes archived in the primary and not yet in the destination.",
+            |s| &s.bytes_pending,
+        ),
+        (
+            "btar_latest_recoverable_timestamp_seconds",
+            "Latest point (Unix seconds) a restore from the destination could reach.",
+            |s| &s.latest_recoverable_time,
+        ),
+    ];
+    for (name, help, points) in lag_families {
+        out.family(name, "gauge", help);
+        for (service, destination, series) in &lags {
+            if let Some((_, value)) = points(series).last() {
+                out.sample(
+                    name,
+                    &[("service", service), ("destination_region", destination)],
+                    *value,
+                );
+            }
+        }
+    }
+
+    // Backups per service and location (region).
+    let mut locations: Vec<(&str, String, Location)> = Vec::new();
+    for svc in &services {
+        let mut by_region: BTreeMap<String, Location> = BTreeMap::new();
+        for b in catalog.list_backups(&svc.name, None).await? {
+            let loc = by_region.entry(b.region).or_default();
+            loc.count += 1;
+            loc.data_bytes += b.data_size.max(0);
+            loc.newest = loc.newest.max(b.backup_time.timestamp());
+        }
+        locations.extend(
+            by_region
+                .into_iter()
+                .map(|(r, l)| (svc.name.as_str(), r, l)),
+        );
+    }
+    let location_families: [LocationFamily; 3] = [
+        (
+            "btar_backups",
+            "Backups of the service in the region (primary or secondary location).",
+            |l| l.count as f64,
+        ),
+        (
+            "btar_backup_data_bytes",
+            "Logical size of the service's backups in the region, summed.",
+            |l| l.data_bytes as f64,
+        ),
+        (
+            "btar_last_backup_timestamp_seconds",
+            "Time (Unix seconds) of the newest backup of the service in the region.",
+            |l| l.newest as f64,
+        ),
+    ];
+    for (name, help, value) in location_families {
+        out.family(name, "gauge", help);
+        for (service, region, loc) in &locations {
+            out.sample(
+                name,
+                &[("service", service), ("region", region)],
+                value(loc),
+            );
+        }
+    }
+    Ok(out.text)
+}
+
+/// A metric family: name, help, and how to read its value(s).
+type LagFamily = (&'static str, &'static str, fn(&LagSeries) -> &[Point]);
+type LocationFamily = (&'static str, &'static str, fn(&Location) -> f64);
+
+#[derive(Debug, Default)]
+struct Location {
+    count: u64,
+    data_bytes: i64,
+    newest: i64,
+}
+
+#[derive(Debug, Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        // Writing to a String cannot fail.
+        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (label, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{label}=\"{}\"", escape_label(v));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {}", format_value(value));
+    }
+}
+
+/// Label values escape backslash, double quote and line feed.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', r"\\")
+        .replace('"', r#"\""#)
+        .replace('\n', r"\n")
+}
+
+/// HELP text escapes backslash and line feed.
+fn escape_help(v: &str) -> String {
+    v.replace('\\', r"\\").replace('\n', r"\n")
+}
+
+/// Go-style special values, which Prometheus parses; Rust's `inf` is not among them.
+fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_escaped_and_formatted() {
+        let mut out = Exposition::default();
+        out.family("m", "gauge", "a\\b\nc");
+        out.sample("m", &[("l", "x\"y\\z\nw"), ("k", "v")], 1.5);
+        out.sample("m", &[], f64::INFINITY);
+        out.sample("m", &[], 3.0);
+        assert_eq!(
+            out.text,
+            "# HELP m a\\\\b\\nc\n# TYPE m gauge\nm{l=\"x\\\"y\\\\z\\nw\",k=\"v\"} 1.5\nm +Inf\nm 3\n"
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! The long-running roles of `btar server`: copy workers, the log shipper, and the scheduler leader
+//! that queues missed copies, starts planned backups and applies retention. Every pass is idempotent,
+//! so a crash at any point is repaired by the next pass of whichever process leads.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use btar_catalog::{CreatedBy, Role};
+use serde::Serialize;
+
+use crate::ControlPlane;
+use crate::error::Result;
+use crate::log_shipper::reconcile_interval;
+use crate::schedule::Schedule;
+
+/// Which roles this process runs (DESIGN.md, "Roles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Roles {
+    /// Copy workers and log shipping.
+    pub replicator: bool,
+    /// Queues missed copies, runs plan schedules and retention (one leader at a time).
+    pub scheduler: bool,
+    /// Copy workers in this process.
+    pub workers: usize,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles {
+            replicator: true,
+            scheduler: true,
+            workers: 2,
+        }
+    }
+}
+
+const LEADER_LEASE: &str = "scheduler";
+
+impl ControlPlane {
+    /// Runs the roles until the cancellation token fires.
+    pub async fn run(&self, roles: Roles) -> Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        if roles.replicator {
+            for _ in 0..roles.workers.max(1) {
+                let cp = self.clone();
+                tasks.spawn(async move { cp.copy_worker_loop().await });
+            }
+            let cp = self.clone();
+            tasks.spawn(async move { cp.listen_for_logs().await });
+            let cp = self.clone();
+            tasks.spawn(async move { cp.log_shipper_loop().await });
+        }
+        if roles.scheduler {
+            let cp = self.clone();
+            tasks.spawn(async move { cp.scheduler_loop().await });
+        }
+        let mut first_error = None;
+        while let Some(done) = tasks.join_next().await {
+            let r = done.map_err(|e| crate::ControlError::Task(e.to_string()));
+            if let Err(e) = r.and_then(|r| r) {
+                tracing::error!(error = %e, "a server role stopped");
+                first_error.get_or_insert(e);
+                self.cancel_token().cancel();
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn copy_worker_loop(&self) -> Result<()> {
+        while !self.cancel_token().is_cancelled() {
+            match self.run_next_copy_job().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "copy worker"),
+            }
+            self.wait_for_jobs(Duration::from_secs(2)).await;
+        }
+        Ok(())
+    }
+
+    async fn log_shipper_loop(&self) -> Result<()> {
+        let every = reconcile_interval(self.config());
+        while !self.cancel_token().is_cancelled() {
+            match self.catalog().list_services().await {
+                Ok(services) => {
+                    for s in services.iter().filter(|s| s.deleted_at.is_none()) {
+                        if let Err(e) = self.ship_logs(&s.name).await {
+                            tracing::warn!(service = %s.name, error = %e, "log shipping pass");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "log shipping pass"),
+            }
+            self.sleep(every).await;
+        }
+        Ok(())
+    }
+
+    async fn scheduler_loop(&self) -> Result<()> {
+        let every = reconcile_interval(self.config());
+        let ttl = every * 3;
+        while !self.cancel_token().is_cancelled() {
+            match self
+                .catalog()
+                .try_lead(LEADER_LEASE, self.owner(), ttl)
+                .await
+            {
+                Ok(true) => {
+                    if let Err(e) = self.schedule_pass().await {
+                        tracing::warn!(error = %e, "scheduler pass");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "scheduler lease"),
+            }
+            self.sleep(every).await;
+        }
+        let _ = self.catalog().resign_lead(LEADER_LEASE, self.owner()).await;
+        Ok(())
+    }
+
+    async fn sleep(&self, d: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.cancel_token().cancelled() => {}
+        }
+    }
+
+    /// One scheduler pass: planned backups, missed copies, retention.
+    pub async fn schedule_pass(&self) -> Result<()> {
+        self.run_plans().await?;
+        self.queue_missing_copies().await?;
+        self.apply_retention().await?;
+        Ok(())
+    }
+
+    /// Starts the backups whose plan slot has come and that have no backup since that slot.
+    async fn run_plans(&self) -> Result<()> {
+        let now = self.catalog().now();
+        for svc in self.catalog().list_services().await? {
+            if svc.deleted_at.is_some() || svc.plan.is_empty() || self.pg_settings(&svc).is_none() {
+                continue;
+            }
+            let Ok(plan) = self.config().plan(&svc.plan) else {
+                continue;
+            };
+            let Ok(schedule) = Schedule::parse(&plan.schedule) else {
+                continue;
+            };
+            let Some(slot) = schedule.last_slot(now) else {
+                continue;
+            };
+            let window = chrono::TimeDelta::minutes(plan.start_window_minutes as i64);
+            let last = self
+                .catalog()
+                .list_backups(&svc.name, Some(&svc.cloud))
+                .await?
+                .into_iter()
+                .map(|b| b.backup_time)
+                .max();
+            if last.is_some_and(|t| t >= slot) || now > slot + window {
+                continue;
+            }
+            tracing::info!(service = %svc.name, plan = %svc.plan, %slot, "planned backup starting");
+            if let Err(e) = self.take_backup(&svc.name, CreatedBy::Plan).await {
+                tracing::warn!(service = %svc.name, error = %e, "planned backup failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a copy job for every primary backup a destination lacks that is newer than the newest
+    /// one it has (or, for a destination with none, the newest primary backup): copies of backups
+    /// taken before a region was added, or already expired there, are not made. Also indexes the
+    /// primary location, so the catalog follows the store even for backups taken by another process.
+    pub async fn queue_missing_copies(&self) -> Result<usize> {
+        let mut queued = 0;
+        for svc in self.catalog().list_services().await? {
+            let dsts = svc.additional_backup_regions();
+            if svc.deleted_at.is_some() || dsts.is_empty() {
+                continue;
+            }
+            let Ok(home) = self.location(&svc.name, &svc.cloud).await else {
+                continue; // no primary location yet
+            };
+            let primary = home.list_backups().await?;
+            let Some(newest) = primary.last() else {
+                continue;
+            };
+            for dst in dsts {
+                let have: Vec<String> = match self.location(&svc.name, &dst).await {
+                    Ok(l) => match l.list_backups().await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::warn!(service = %svc.name, destination = %dst, error = %e, "cannot list destination");
+                            continue;
+                        }
+                    },
+                    Err(crate::ControlError::Format(btar_format::FormatError::NoLocation {
+                        ..
+                    })) => vec![],
+                    Err(e) => {
+                        tracing::warn!(service = %svc.name, destination = %dst, error = %e, "cannot open destination");
+                        continue;
+                    }
+                };
+                let have_set: HashSet<&String> = have.iter().collect();
+                // Backup names sort by time (backup_name_at), so "newer" is a string comparison.
+                let wanted: Vec<&String> = match have.last() {
+                    Some(last) => primary.iter().filter(|b| *b > last).collect(),
+                    None => vec![newest],
+                };
+                for b in wanted.into_iter().filter(|b| !have_set.contains(b)) {
+                    let m = home.read_manifest(b).await?;
+                    self.index_backup(&m, &svc.cloud, Role::Primary).await?;
+                    let mut one = svc.clone();
+                    one.user_config = serde_json::json!({ "additional_backup_regions": [dst] });
+                    let before = self
+                        .catalog()
+                        .list_copy_jobs(&btar_catalog::CopyJobFilter {
+                            service: Some(svc.name.clone()),
+                            destination_region: Some(dst.clone()),
+                            ..Default::default()
+                        })
+                        .await?;
+                    if before.iter().any(|j| &j.backup_name == b) {
+                        continue;
+                    }
+                    self.enqueue_copies(&one, &m, CreatedBy::Event, None)
+                        .await?;
+                    queued += 1;
+                }
+            }
+        }
+        Ok(queued)
+    }
+}
