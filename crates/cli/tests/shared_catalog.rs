@@ -80,6 +80,7 @@ fn two_servers_share_copy_jobs_without_running_any_twice() {
         .args(["-INT", "-f", &format!("{} server", w.config.display())])
         .status();
     let _ = (a.wait(), b.wait());
+    let listed = w.btar_json(&["backup", "list", SVC]);
     let _ = psql_admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
 
     assert_eq!(jobs.len(), BACKUPS, "{jobs:?}");
@@ -87,7 +88,6 @@ fn two_servers_share_copy_jobs_without_running_any_twice() {
         assert_eq!(j["state"], "COMPLETED", "{j}");
         assert_eq!(j["attempts"], 1, "a job was claimed twice: {j}");
     }
-    let listed = w.btar_json(&["backup", "list", SVC]);
     for b in listed["backups"].as_array().unwrap() {
         assert_eq!(
             b["additional_regions"][0]["status"], "COMPLETED",
