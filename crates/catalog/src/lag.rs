@@ -156,6 +156,36 @@ impl Catalog {
         Ok(())
     }
 
+    /// The raw samples of `service` since `since`, oldest first (for percentiles and exports).
+    pub async fn lag_samples(&self, service: &str, since: DateTime<Utc>) -> Result<Vec<LagSample>> {
+        let rows = sqlx::query(
+            "SELECT service, destination_region, sampled_at, backup_lag_seconds, wal_lag_seconds,
+                 bytes_pending, latest_recoverable_time
+             FROM lag_samples WHERE service = $1 AND sampled_at >= $2
+             ORDER BY sampled_at",
+        )
+        .bind(service)
+        .bind(ms(since))
+        .fetch_all(&self.pool)
+        .await
+        .db("lag samples")?;
+        let time = |v: i64| DateTime::from_timestamp_millis(v).unwrap_or_default();
+        rows.iter()
+            .map(|row| {
+                Ok(LagSample {
+                    service: get(row, "service")?,
+                    destination_region: get(row, "destination_region")?,
+                    sampled_at: time(get(row, "sampled_at")?),
+                    backup_lag_seconds: get(row, "backup_lag_seconds")?,
+                    wal_lag_seconds: get(row, "wal_lag_seconds")?,
+                    bytes_pending: get(row, "bytes_pending")?,
+                    latest_recoverable_time: get::<Option<i64>>(row, "latest_recoverable_time")?
+                        .map(time),
+                })
+            })
+            .collect()
+    }
+
     /// Drops samples older than `before`; returns how many.
     pub async fn prune_lag_samples(&self, before: DateTime<Utc>) -> Result<u64> {
         let done = sqlx::query("DELETE FROM lag_samples WHERE sampled_at < $1")

@@ -115,8 +115,9 @@ impl ControlPlane {
                 destination_region: dst.into(),
                 sampled_at: self.catalog().now(),
                 backup_lag_seconds: None,
-                // Nothing was missing: the destination is caught up.
-                wal_lag_seconds: Some(worst.unwrap_or(0.0)),
+                // Only when this pass shipped something, so each WAL lag sample measures files
+                // that moved (percentiles stay per segment); a caught-up pass records no backlog.
+                wal_lag_seconds: worst,
                 bytes_pending: Some(0),
                 latest_recoverable_time: out.newest_source_time.filter(|_| gap_free),
             })

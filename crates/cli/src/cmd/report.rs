@@ -10,6 +10,9 @@ pub struct ReportArgs {
     /// hour, day, week, month or year.
     #[arg(long, default_value = "hour")]
     period: String,
+    /// Print the raw samples of the period instead of the chart buckets.
+    #[arg(long)]
+    samples: bool,
 }
 
 impl ReportArgs {
@@ -17,6 +20,28 @@ impl ReportArgs {
         let period: Period = self.period.parse()?;
         let cp = ctx.control().await?;
         cp.service(&self.service).await?;
+        if self.samples {
+            let since = cp.catalog().now() - period.length();
+            let samples = cp.catalog().lag_samples(&self.service, since).await?;
+            ctx.out
+                .emit(&serde_json::json!({ "samples": samples }), || {
+                    samples
+                        .iter()
+                        .map(|s| {
+                            format!(
+                                "{} {} backup_lag={:?} wal_lag={:?} pending={:?}",
+                                s.sampled_at.to_rfc3339(),
+                                s.destination_region,
+                                s.backup_lag_seconds,
+                                s.wal_lag_seconds,
+                                s.bytes_pending
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let report = cp.catalog().lag_report(&self.service, period).await?;
         ctx.out.emit(&report, || {
             let mut s = format!(
