@@ -214,6 +214,18 @@ impl Catalog {
         rows.iter().map(service_from_row).collect()
     }
 
+    /// Every service the catalog knows, deleted ones included (their locations still expire by
+    /// their retention), by name.
+    pub async fn list_all_services(&self) -> Result<Vec<Service>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SERVICE_COLUMNS_SQL} ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .db("list all services")?;
+        rows.iter().map(service_from_row).collect()
+    }
+
     /// Applies `update`. If it changes `additional_backup_regions` (as a set) within 24 h of the
     /// previous change, nothing is written and [`CatalogError::RegionsChangeTooSoon`] says when
     /// the next change is allowed.

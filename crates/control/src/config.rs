@@ -60,6 +60,9 @@ pub struct ServiceConfig {
     pub plan: Option<String>,
     #[serde(default)]
     pub additional_backup_regions: Vec<String>,
+    /// Additional backup regions must be on the home region's provider unless this is set.
+    #[serde(default)]
+    pub allow_cross_provider: bool,
     #[serde(default)]
     pub pg: Option<PgSettings>,
 }
@@ -224,8 +227,18 @@ impl Config {
                 )));
             }
             self.region(&s.cloud)?;
+            let home_provider = self.region(&s.cloud)?.provider();
             for r in &s.additional_backup_regions {
-                self.region(r)?;
+                let provider = self.region(r)?.provider();
+                if provider != home_provider && !s.allow_cross_provider {
+                    return Err(ConfigError::Invalid(format!(
+                        "service `{}`: additional backup region `{r}` is on provider `{}`, the home \
+                         region on `{}`; set allow_cross_provider = true to copy across providers",
+                        s.name,
+                        provider.as_str(),
+                        home_provider.as_str()
+                    )));
+                }
                 if r == &s.cloud {
                     return Err(ConfigError::Invalid(format!(
                         "service `{}`: additional backup region `{r}` is its home region",
@@ -322,5 +335,46 @@ impl Config {
             chunk_size: self.storage.chunk_size_kib * 1024,
             max_in_flight: self.storage.max_in_flight,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> Result<(), ConfigError> {
+        let text = format!(
+            "[[region]]\nname = \"a\"\nprovider = \"aws\"\nurl = \"s3://a\"\n\n\
+             [[region]]\nname = \"b\"\nprovider = \"google\"\nurl = \"gs://b\"\n\n\
+             [[service]]\nname = \"s\"\nengine = \"mysql\"\ncloud = \"a\"\n\
+             additional_backup_regions = [\"b\"]\n{extra}"
+        );
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        cfg.validate()
+    }
+
+    #[test]
+    fn cross_provider_copies_need_the_opt_out() {
+        let err = parse("").unwrap_err().to_string();
+        assert!(
+            err.contains("allow_cross_provider") && err.contains("google"),
+            "{err}"
+        );
+        assert!(parse("allow_cross_provider = true\n").is_ok());
+    }
+
+    #[test]
+    fn plans_are_checked() {
+        let plan = |schedule: &str, days: u32| {
+            format!(
+                "plan = \"p\"\nallow_cross_provider = true\n\n[[plan]]\nname = \"p\"\n\
+                 schedule = \"{schedule}\"\nretention_days = {days}\n"
+            )
+        };
+        assert!(parse(&plan("0 3 * * *", 7)).is_ok());
+        let err = parse(&plan("at three", 7)).unwrap_err().to_string();
+        assert!(err.contains("cron"), "{err}");
+        let err = parse(&plan("0 3 * * *", 3)).unwrap_err().to_string();
+        assert!(err.contains("7..=1825"), "{err}");
     }
 }

@@ -32,7 +32,7 @@ impl ControlPlane {
     /// Applies every plan's retention to every location of every service, deleted ones included.
     pub async fn apply_retention(&self) -> Result<Vec<Expired>> {
         let mut out = Vec::new();
-        for svc in self.catalog().list_services().await? {
+        for svc in self.catalog().list_all_services().await? {
             let Ok(plan) = self.config().plan(&svc.plan) else {
                 continue; // no plan: kept until deleted by hand
             };

@@ -188,20 +188,19 @@ impl ControlPlane {
                 continue;
             };
             for dst in dsts {
+                // A destination that cannot be read still gets its job for the newest backup: the
+                // job fails, is retried with backoff and shows as FAILED — an outage is visible.
                 let have: Vec<String> = match self.location(&svc.name, &dst).await {
-                    Ok(l) => match l.list_backups().await {
-                        Ok(b) => b,
-                        Err(e) => {
-                            tracing::warn!(service = %svc.name, destination = %dst, error = %e, "cannot list destination");
-                            continue;
-                        }
-                    },
+                    Ok(l) => l.list_backups().await.unwrap_or_else(|e| {
+                        tracing::warn!(service = %svc.name, destination = %dst, error = %e, "cannot list destination");
+                        vec![]
+                    }),
                     Err(crate::ControlError::Format(btar_format::FormatError::NoLocation {
                         ..
                     })) => vec![],
                     Err(e) => {
                         tracing::warn!(service = %svc.name, destination = %dst, error = %e, "cannot open destination");
-                        continue;
+                        vec![]
                     }
                 };
                 let have_set: HashSet<&String> = have.iter().collect();

@@ -180,6 +180,7 @@ pub fn write_config_file(path: &Path, regions: &[RegionConfig], conninfo: &str) 
         engine: &'a str,
         cloud: &'a str,
         additional_backup_regions: Vec<&'a str>,
+        allow_cross_provider: bool,
         pg: Pg<'a>,
     }
     #[derive(serde::Serialize)]
@@ -194,6 +195,8 @@ pub fn write_config_file(path: &Path, regions: &[RegionConfig], conninfo: &str) 
             engine: "pg",
             cloud: "home",
             additional_backup_regions: vec!["away"],
+            // Mixed worlds (S3 primary, filesystem secondary) cross providers on purpose.
+            allow_cross_provider: regions.iter().any(|r| r.provider != regions[0].provider),
             pg: Pg { conninfo },
         }],
     };

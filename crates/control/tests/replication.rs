@@ -1,0 +1,190 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The control plane's copy jobs and retention against real stores (filesystem regions and an S3
+//! endpoint that is down): one destination failing leaves the others unaffected, a keyless
+//! destination fails at once with a clear message, and each location expires backups by its own
+//! retention — also after the service is deleted.
+
+use std::path::Path;
+
+use btar_catalog::{Catalog, CopyJobFilter, JobState};
+use btar_control::{Config, ControlPlane, PlanConfig, ServiceConfig};
+use btar_format::{BackupWriter, Location, WriterOptions, backup_name_at};
+use btar_region::{CancellationToken, Region, RegionConfig};
+use btar_testkit::{PatternReader, fs_region};
+use chrono::{TimeDelta, Utc};
+
+const SVC: &str = "orders";
+
+fn regions(dir: &Path) -> Vec<RegionConfig> {
+    let mut down = fs_region("down", &dir.join("unused"));
+    down.provider = "minio".into();
+    // An S3 endpoint nobody listens on, retried once: "a store that is down".
+    down.url = "s3://gone".into();
+    for (k, v) in [
+        (
+            "aws_endpoint",
+            format!("http://127.0.0.1:{}", btar_testkit::free_port()),
+        ),
+        ("aws_allow_http", "true".into()),
+        ("aws_access_key_id", "k".into()),
+        ("aws_secret_access_key", "secretsecret".into()),
+        ("aws_region", "us-east-1".into()),
+    ] {
+        down.options.insert(k.into(), v);
+    }
+    down.retry.max_attempts = 1;
+    let mut nokey = fs_region("nokey", &dir.join("nokey"));
+    nokey.key = None;
+    vec![
+        fs_region("home", &dir.join("home")),
+        fs_region("away", &dir.join("away")),
+        down,
+        nokey,
+    ]
+}
+
+async fn control(dir: &Path, additional: &[&str]) -> ControlPlane {
+    let cfg = Config {
+        regions: regions(dir),
+        plans: vec![PlanConfig {
+            name: "daily".into(),
+            schedule: "0 3 * * *".into(),
+            start_window_minutes: 60,
+            retention_days: 7,
+            secondary_retention_days: 30,
+        }],
+        services: vec![ServiceConfig {
+            name: SVC.into(),
+            engine: "pg".into(),
+            cloud: "home".into(),
+            plan: Some("daily".into()),
+            additional_backup_regions: additional.iter().map(|s| s.to_string()).collect(),
+            allow_cross_provider: true,
+            pg: None,
+        }],
+        ..Default::default()
+    };
+    let url = format!("sqlite://{}?mode=rwc", dir.join("catalog.db").display());
+    let catalog = Catalog::open(&url).await.unwrap();
+    ControlPlane::with_catalog(cfg, catalog, CancellationToken::new())
+        .await
+        .unwrap()
+}
+
+/// Commits a backup of `size` bytes whose completion time is `age` ago.
+async fn backup(cp: &ControlPlane, age: TimeDelta, size: u64, seed: u64) -> String {
+    let region = cp.config().open_region("home", cp.cancel_token()).unwrap();
+    let loc = Location::open_or_init(&region, SVC, "pg", None)
+        .await
+        .unwrap();
+    let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
+    let entry = writer
+        .write_file("base/1/16384", 0o600, PatternReader::new(size, seed))
+        .await
+        .unwrap();
+    let at = Utc::now() - age;
+    let name = backup_name_at(at);
+    let mut m = writer.manifest(&name, at, vec![entry], serde_json::Value::Null);
+    m.completed_at = at;
+    loc.commit_manifest(&m).await.unwrap();
+    name
+}
+
+async fn names(cp: &ControlPlane, region: &str) -> Vec<String> {
+    let r: Region = cp.config().open_region(region, cp.cancel_token()).unwrap();
+    Location::open(&r, SVC)
+        .await
+        .unwrap()
+        .list_backups()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_failing_destination_leaves_the_others_unaffected() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control(dir.path(), &["away", "down", "nokey"]).await;
+    let b = backup(&cp, TimeDelta::zero(), 3 << 20, 1).await;
+    assert_eq!(cp.queue_missing_copies().await.unwrap(), 3);
+    let runs = cp.drain_copy_jobs().await.unwrap();
+    assert_eq!(runs.len(), 3);
+    let job = |dst: &str| {
+        runs.iter()
+            .find(|r| r.job.destination_region == dst)
+            .unwrap()
+            .job
+            .clone()
+    };
+
+    let away = job("away");
+    assert_eq!(away.state, JobState::Completed, "{away:?}");
+    assert!(away.bytes_transferred > 0);
+    assert_eq!(names(&cp, "away").await, vec![b.clone()]);
+
+    // The store that is down: FAILED with a message naming it, retried later with backoff.
+    let down = job("down");
+    assert_eq!(down.state, JobState::Failed);
+    let msg = down.status_message.clone().unwrap_or_default();
+    assert!(msg.contains("down"), "{msg}");
+    assert!(
+        down.next_attempt_at.is_some(),
+        "a store outage is retried: {down:?}"
+    );
+
+    // No key: refused before any byte moves, and not retried (an operator must act).
+    let nokey = job("nokey");
+    assert_eq!(nokey.state, JobState::Failed);
+    let msg = nokey.status_message.clone().unwrap_or_default();
+    assert!(msg.contains("nokey") && msg.contains("key"), "{msg}");
+    assert!(nokey.next_attempt_at.is_none(), "{nokey:?}");
+    assert!(!dir.path().join("nokey").join("btar").exists());
+
+    let failed = cp
+        .catalog()
+        .list_copy_jobs(&CopyJobFilter {
+            state: Some(JobState::Failed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 2);
+    // Nothing more is due now: the outage's retry waits for its backoff.
+    assert!(cp.drain_copy_jobs().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn each_location_keeps_its_own_retention_even_after_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control(dir.path(), &["away"]).await;
+    let old = backup(&cp, TimeDelta::days(40), 1 << 20, 1).await;
+    let middle = backup(&cp, TimeDelta::days(20), 1 << 20, 2).await;
+    let newest = backup(&cp, TimeDelta::hours(1), 1 << 20, 3).await;
+    // Copy all three (the scheduler would only queue the newest for an empty destination).
+    let src = cp.location(SVC, "home").await.unwrap();
+    let dst_region = cp.config().open_region("away", cp.cancel_token()).unwrap();
+    let dst = btar_replicator::open_destination(&src, &dst_region)
+        .await
+        .unwrap();
+    for b in [&old, &middle, &newest] {
+        btar_replicator::copy_backup(&src, &dst, b, &Default::default(), &|_| {})
+            .await
+            .unwrap();
+    }
+
+    // Deleting the service stops nothing but new copies: retention still runs by its plan.
+    cp.catalog().delete_service(SVC).await.unwrap();
+    cp.apply_retention().await.unwrap();
+    // Primary: 7 days (the newest backup is kept whatever its age). Secondary: 30 days.
+    assert_eq!(names(&cp, "home").await, vec![newest.clone()]);
+    assert_eq!(
+        names(&cp, "away").await,
+        vec![middle.clone(), newest.clone()]
+    );
+
+    // Chunks younger than the grace period stay, so what remains is intact in both locations.
+    for region in ["home", "away"] {
+        let loc = cp.location(SVC, region).await.unwrap();
+        let report = btar_format::verify::verify(&loc, None, 4).await.unwrap();
+        assert!(report.is_clean(), "{region}: {report:?}");
+    }
+}
