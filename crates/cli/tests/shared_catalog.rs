@@ -10,24 +10,6 @@ use std::time::{Duration, Instant};
 use btar_testkit::as_db_user;
 use common::{Backend, SVC, World};
 
-const PG: &str = "postgres://postgres@127.0.0.1:5432";
-
-fn psql_admin(sql: &str) -> bool {
-    Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-qAtc",
-            sql,
-        ])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn server(w: &World) -> Child {
     as_db_user(env!("CARGO_BIN_EXE_btar"))
         .arg("--config")
@@ -41,15 +23,12 @@ fn server(w: &World) -> Child {
 
 #[test]
 fn two_servers_share_copy_jobs_without_running_any_twice() {
-    let db = format!("btar_shared_{}_{}", std::process::id(), rand_suffix());
-    assert!(
-        psql_admin(&format!("CREATE DATABASE {db}")),
-        "the machine's PostgreSQL on 127.0.0.1:5432 is needed as the shared catalog"
-    );
+    let db = btar_testkit::PgDatabase::create_blocking("shared_catalog");
     let w = World::with_cluster(Backend::Fs);
     let mut text = std::fs::read_to_string(&w.config).unwrap();
     text.push_str(&format!(
-        "\n[catalog]\nurl = \"{PG}/{db}\"\n\n[server]\nreconcile_seconds = 1\nnotify = \"127.0.0.1:{}\"\n",
+        "\n[catalog]\nurl = \"{}\"\n\n[server]\nreconcile_seconds = 1\nnotify = \"127.0.0.1:{}\"\n",
+        db.url,
         btar_testkit::free_port()
     ));
     std::fs::write(&w.config, text).unwrap();
@@ -81,7 +60,7 @@ fn two_servers_share_copy_jobs_without_running_any_twice() {
         .status();
     let _ = (a.wait(), b.wait());
     let listed = w.btar_json(&["backup", "list", SVC]);
-    let _ = psql_admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    drop(db);
 
     assert_eq!(jobs.len(), BACKUPS, "{jobs:?}");
     for j in &jobs {
@@ -94,11 +73,4 @@ fn two_servers_share_copy_jobs_without_running_any_twice() {
             "{listed}"
         );
     }
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
 }

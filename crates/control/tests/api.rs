@@ -667,81 +667,8 @@ async fn api_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_on_postgres() {
-    let Some(db) = pg::TestDatabase::create().await else {
-        eprintln!("skipped: no PostgreSQL at {}", pg::admin_url());
-        return;
-    };
+    let db = btar_testkit::PgDatabase::create("api_test").await;
     let catalog = Catalog::open(&db.url).await.unwrap();
     scenario(start(catalog.clone(), tempfile::tempdir().unwrap()).await).await;
     catalog.close().await;
-}
-
-/// A throwaway PostgreSQL database per test run (as in the catalog crate's tests).
-mod pg {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use sqlx::{Connection, PgConnection};
-
-    /// The machine's PostgreSQL (trust auth); overridable for unusual setups.
-    pub fn admin_url() -> String {
-        std::env::var("BTAR_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-    }
-
-    pub struct TestDatabase {
-        pub url: String,
-        name: String,
-    }
-
-    impl TestDatabase {
-        /// `None` when no PostgreSQL answers (the SQLite run covers the API then).
-        pub async fn create() -> Option<TestDatabase> {
-            static SEQ: AtomicU32 = AtomicU32::new(0);
-            let name = format!(
-                "btar_api_test_{}_{}_{}",
-                std::process::id(),
-                SEQ.fetch_add(1, Ordering::Relaxed),
-                chrono::Utc::now().timestamp_micros() % 1_000_000
-            );
-            let admin = admin_url();
-            let mut conn = PgConnection::connect(&admin).await.ok()?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-            conn.close().await.ok();
-            let (base, _) = admin.rsplit_once('/').expect("URL names a database");
-            Some(TestDatabase {
-                url: format!("{base}/{name}"),
-                name,
-            })
-        }
-    }
-
-    impl Drop for TestDatabase {
-        fn drop(&mut self) {
-            let name = self.name.clone();
-            // Drop runs inside the test's runtime, which cannot block on itself: use a thread
-            // with its own. FORCE ends connections still open in pools.
-            let dropped = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(async move {
-                    let mut conn = PgConnection::connect(&admin_url()).await?;
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await?;
-                    conn.close().await
-                })
-            })
-            .join();
-            if !matches!(dropped, Ok(Ok(()))) {
-                eprintln!("warning: could not drop test database {}", self.name);
-            }
-        }
-    }
 }
