@@ -43,31 +43,6 @@ async fn missing_in(
     Ok(missing)
 }
 
-fn source_damaged(src: &Location, id: &ChunkId, e: FormatError) -> CopyError {
-    match e {
-        FormatError::WrongKeyOrTampered { region, key } => CopyError::SourceDamaged {
-            region,
-            key,
-            reason: "authentication failed (wrong key, or the object was altered)".into(),
-        },
-        FormatError::Damaged {
-            region,
-            key,
-            reason,
-        } => CopyError::SourceDamaged {
-            region,
-            key,
-            reason,
-        },
-        FormatError::Task(t) => CopyError::Task(t),
-        other => CopyError::SourceDamaged {
-            region: src.region().name().into(),
-            key: src.chunk_key(id),
-            reason: other.to_string(),
-        },
-    }
-}
-
 /// Copies one chunk; returns (sealed bytes read, sealed bytes written).
 async fn copy_chunk(src: &Location, dst: &Location, id: ChunkId) -> Result<(u64, u64), CopyError> {
     let sealed = src.get_sealed_chunk(&id).await?;
@@ -81,7 +56,7 @@ async fn copy_chunk(src: &Location, dst: &Location, id: ChunkId) -> Result<(u64,
         Ok::<_, FormatError>(d.seal_chunk(&id, &plain))
     })
     .await?
-    .map_err(|e| source_damaged(src, &id, e))?;
+    .map_err(CopyError::from_source)?;
     let written = resealed.len() as u64;
     dst.put_sealed_chunk(&id, Bytes::from(resealed)).await?;
     Ok((read, written))

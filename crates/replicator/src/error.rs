@@ -84,6 +84,31 @@ impl From<FormatError> for CopyError {
     }
 }
 
+impl CopyError {
+    /// An error opening an object read from the source: damage or a failed seal becomes
+    /// [`CopyError::SourceDamaged`] naming the object, so a copy job's message says what to repair;
+    /// anything else keeps its kind (a store outage stays retryable).
+    pub(crate) fn from_source(e: FormatError) -> Self {
+        match e {
+            FormatError::WrongKeyOrTampered { region, key } => CopyError::SourceDamaged {
+                region,
+                key,
+                reason: "authentication failed (wrong key, or the object was altered)".into(),
+            },
+            FormatError::Damaged {
+                region,
+                key,
+                reason,
+            } => CopyError::SourceDamaged {
+                region,
+                key,
+                reason,
+            },
+            e => e.into(),
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for CopyError {
     fn from(e: tokio::task::JoinError) -> Self {
         CopyError::Task(e.to_string())

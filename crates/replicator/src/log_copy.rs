@@ -46,23 +46,7 @@ async fn ship(
         Ok::<_, FormatError>((plain, resealed))
     })
     .await?
-    .map_err(|e| match e {
-        FormatError::WrongKeyOrTampered { region, key } => CopyError::SourceDamaged {
-            region,
-            key,
-            reason: "authentication failed (wrong key, or the object was altered)".into(),
-        },
-        FormatError::Damaged {
-            region,
-            key,
-            reason,
-        } => CopyError::SourceDamaged {
-            region,
-            key,
-            reason,
-        },
-        e => e.into(),
-    })?;
+    .map_err(CopyError::from_source)?;
     let dst_key = dst.log_key(timeline, name);
     let written = resealed.len() as u64;
     // A conditional create, so two replicators (or a retry after a crash) never overwrite a file a
