@@ -7,7 +7,7 @@ use crate::chunk::{ChunkId, ChunkIdKey};
 use crate::error::FormatError;
 use crate::layout;
 use crate::manifest::Manifest;
-use crate::seal::{Kind, OpenError, Sealer};
+use crate::seal::{self, Body, Kind, OpenError, Sealer};
 use crate::service::ServiceDescriptor;
 
 /// Largest chunk plaintext a reader accepts.
@@ -246,6 +246,35 @@ impl Location {
         Ok(plain)
     }
 
+    /// Re-seals a chunk sealed by `src` for this location: authenticated with the source's key and
+    /// checked against its id (the chunk-id key is the service's, shared by both), then encrypted
+    /// with this location's key around the same compressed body — a copy never compresses again.
+    pub fn reseal_chunk_from(
+        &self,
+        src: &Location,
+        id: &ChunkId,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, FormatError> {
+        let key = || src.chunk_key(id);
+        let (flags, body) = src
+            .sealer
+            .open_body(Kind::Chunk, id.as_bytes(), sealed)
+            .map_err(|e| src.damaged(key(), e))?;
+        let body = Body {
+            flags,
+            bytes: &body,
+        };
+        let plain = seal::decode(body, MAX_CHUNK).map_err(|e| src.damaged(key(), e))?;
+        if &src.chunk_key.id_of(&plain) != id || &self.chunk_key.id_of(&plain) != id {
+            return Err(FormatError::Damaged {
+                region: src.region.name().into(),
+                key: key(),
+                reason: "content does not match its id".into(),
+            });
+        }
+        Ok(self.sealer.seal_body(Kind::Chunk, id.as_bytes(), body))
+    }
+
     pub async fn put_sealed_chunk(&self, id: &ChunkId, sealed: Bytes) -> Result<(), FormatError> {
         Ok(self.region.put(&self.chunk_key(id), sealed).await?)
     }
@@ -342,6 +371,32 @@ impl Location {
         let key = self.log_key(timeline, name);
         self.sealer
             .seal(Kind::Log, key.as_bytes(), plain, self.level)
+    }
+
+    /// Re-seals a log file sealed by `src` for this location, around the same compressed body.
+    /// The source envelope is authenticated (its key binds the object key, so a moved or renamed
+    /// file fails); the body is not decompressed.
+    pub fn reseal_log_from(
+        &self,
+        src: &Location,
+        timeline: &str,
+        name: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, FormatError> {
+        let src_key = src.log_key(timeline, name);
+        let (flags, body) = src
+            .sealer
+            .open_body(Kind::Log, src_key.as_bytes(), sealed)
+            .map_err(|e| src.damaged(src_key.clone(), e))?;
+        let key = self.log_key(timeline, name);
+        Ok(self.sealer.seal_body(
+            Kind::Log,
+            key.as_bytes(),
+            Body {
+                flags,
+                bytes: &body,
+            },
+        ))
     }
 
     pub fn open_log(

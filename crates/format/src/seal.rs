@@ -76,12 +76,31 @@ impl Sealer {
         let compressed = zstd::bulk::compress(plain, level)
             .ok()
             .filter(|c| c.len() < plain.len());
-        let (flags, body) = match &compressed {
-            Some(c) => (FLAG_ZSTD, c.as_slice()),
-            None => (0, plain),
-        };
+        match &compressed {
+            Some(c) => self.seal_body(
+                kind,
+                binding,
+                Body {
+                    flags: FLAG_ZSTD,
+                    bytes: c,
+                },
+            ),
+            None => self.seal_body(
+                kind,
+                binding,
+                Body {
+                    flags: 0,
+                    bytes: plain,
+                },
+            ),
+        }
+    }
+
+    /// Seals a body exactly as another envelope held it (compressed or not), so a copy re-encrypts
+    /// for another region without compressing again.
+    pub fn seal_body(&self, kind: Kind, binding: &[u8], body: Body<'_>) -> Vec<u8> {
         let header = [
-            MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, kind as u8, flags, 0,
+            MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, kind as u8, body.flags, 0,
         ];
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let aad = [&header[..], binding].concat();
@@ -92,12 +111,12 @@ impl Sealer {
             .encrypt(
                 XNonce::from_slice(&nonce_bytes),
                 Payload {
-                    msg: body,
+                    msg: body.bytes,
                     aad: &aad,
                 },
             )
             .unwrap_or_default();
-        let mut out = Vec::with_capacity(OVERHEAD + body.len());
+        let mut out = Vec::with_capacity(OVERHEAD + body.bytes.len());
         out.extend_from_slice(&header);
         out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(&ct);
@@ -112,6 +131,23 @@ impl Sealer {
         sealed: &[u8],
         limit: usize,
     ) -> Result<Vec<u8>, OpenError> {
+        let (flags, body) = self.open_body(kind, binding, sealed)?;
+        decode(
+            Body {
+                flags,
+                bytes: &body,
+            },
+            limit,
+        )
+    }
+
+    /// Authenticates and decrypts an envelope, leaving its body as stored: `(flags, body)`.
+    pub fn open_body(
+        &self,
+        kind: Kind,
+        binding: &[u8],
+        sealed: &[u8],
+    ) -> Result<(u8, Vec<u8>), OpenError> {
         if sealed.len() < OVERHEAD {
             return Err(OpenError::Truncated(sealed.len()));
         }
@@ -134,24 +170,36 @@ impl Sealer {
             .aead
             .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
             .map_err(|_| OpenError::Auth)?;
-        if header[6] & FLAG_ZSTD == 0 {
-            if body.len() > limit {
-                return Err(OpenError::TooLarge(limit));
-            }
-            return Ok(body);
-        }
-        // Bounded decode: a hostile frame cannot make us allocate more than `limit`.
-        let mut out = Vec::new();
-        zstd::stream::read::Decoder::new(body.as_slice())
-            .map_err(|e| OpenError::Decompress(e.to_string()))?
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| OpenError::Decompress(e.to_string()))?;
-        if out.len() > limit {
+        Ok((header[6], body))
+    }
+}
+
+/// An envelope's body: its flags (compressed or not) and the bytes as sealed.
+#[derive(Debug, Clone, Copy)]
+pub struct Body<'a> {
+    pub flags: u8,
+    pub bytes: &'a [u8],
+}
+
+/// The plaintext of a body, refusing more than `limit` bytes.
+pub fn decode(body: Body<'_>, limit: usize) -> Result<Vec<u8>, OpenError> {
+    if body.flags & FLAG_ZSTD == 0 {
+        if body.bytes.len() > limit {
             return Err(OpenError::TooLarge(limit));
         }
-        Ok(out)
+        return Ok(body.bytes.to_vec());
     }
+    // Bounded decode: a hostile frame cannot make us allocate more than `limit`.
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(body.bytes)
+        .map_err(|e| OpenError::Decompress(e.to_string()))?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| OpenError::Decompress(e.to_string()))?;
+    if out.len() > limit {
+        return Err(OpenError::TooLarge(limit));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use btar_format::{FormatError, Location, LogObject, LogPut, layout};
+use btar_format::{Location, LogObject, LogPut, layout};
 use btar_region::RegionError;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -38,15 +38,11 @@ async fn ship(
     };
     let (s, d) = (src.clone(), dst.clone());
     let (t, n) = (timeline.to_string(), name.to_string());
-    let (plain, resealed) = tokio::task::spawn_blocking(move || {
-        // The log key is the envelope's associated data, so a file moved or renamed in the source fails
-        // here rather than being archived under the wrong name in the destination.
-        let plain = s.open_log(&t, &n, &sealed)?;
-        let resealed = d.seal_log(&t, &n, &plain);
-        Ok::<_, FormatError>((plain, resealed))
-    })
-    .await?
-    .map_err(CopyError::from_source)?;
+    // The log key is the envelope's associated data, so a file moved or renamed in the source fails
+    // here rather than being archived under the wrong name in the destination.
+    let resealed = tokio::task::spawn_blocking(move || d.reseal_log_from(&s, &t, &n, &sealed))
+        .await?
+        .map_err(CopyError::from_source)?;
     let dst_key = dst.log_key(timeline, name);
     let written = resealed.len() as u64;
     // A conditional create, so two replicators (or a retry after a crash) never overwrite a file a
@@ -61,8 +57,11 @@ async fn ship(
             bytes_transferred: written,
         });
     }
-    match dst.get_log(timeline, name).await? {
-        Some(existing) if existing == plain => Ok(LogCopied {
+    // Already there: identical content is success, anything else a conflict.
+    let theirs = dst.get_log(timeline, name).await?;
+    let ours = src.get_log(timeline, name).await?;
+    match (theirs, ours) {
+        (Some(a), Some(b)) if a == b => Ok(LogCopied {
             put: LogPut::AlreadyPresent,
             bytes_transferred: 0,
         }),
