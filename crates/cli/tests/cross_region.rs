@@ -191,6 +191,12 @@ fn fork_from_secondary_with_the_primary_down() {
     assert_eq!(fork.fingerprint(), expected);
     assert_eq!(marks(&fork), expected_marks);
 
+    // A restore that names no location falls back to the secondary while the primary is down.
+    let (r, report) = w.restore("fallback", &[]);
+    assert_eq!(report["restore"]["region"], "away", "{report}");
+    assert_eq!(r.fingerprint(), expected);
+    drop(r);
+
     // The fork is a service of its own, at home in the secondary's region, archiving there.
     let svc = w.btar_json(&["service", "get", "orders-fork"]);
     assert_eq!(svc["cloud_name"], "away", "{svc}");

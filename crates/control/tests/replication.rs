@@ -188,3 +188,86 @@ async fn each_location_keeps_its_own_retention_even_after_deletion() {
         assert!(report.is_clean(), "{region}: {report:?}");
     }
 }
+
+/// A chunk altered in the primary fails its copy job — FAILED, final, the message naming the
+/// object — and the destination shows no copy.
+#[tokio::test]
+async fn a_tampered_source_chunk_fails_the_job_and_is_not_propagated() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control(dir.path(), &["away"]).await;
+    backup(&cp, TimeDelta::zero(), 2 << 20, 5).await;
+    let chunks: Vec<_> = btar_testkit::files_under(&dir.path().join("home"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/chunks/"))
+        .collect();
+    let victim = &chunks[chunks.len() / 2];
+    let mut raw = std::fs::read(victim).unwrap();
+    let last = raw.len() - 1;
+    raw[last] ^= 0x80;
+    std::fs::write(victim, raw).unwrap();
+    let id = victim.file_name().unwrap().to_string_lossy().to_string();
+
+    cp.queue_missing_copies().await.unwrap();
+    let runs = cp.drain_copy_jobs().await.unwrap();
+    let job = &runs[0].job;
+    assert_eq!(job.state, JobState::Failed, "{job:?}");
+    let msg = job.status_message.clone().unwrap_or_default();
+    assert!(msg.contains(&id) && msg.contains("home"), "{msg}");
+    assert!(
+        job.next_attempt_at.is_none(),
+        "damage is not retried: {job:?}"
+    );
+    let away = cp.location(SVC, "away").await.unwrap();
+    assert!(away.list_backups().await.unwrap().is_empty());
+    assert!(
+        !btar_testkit::files_under(&dir.path().join("away"))
+            .iter()
+            .any(|p| p.ends_with(&id))
+    );
+}
+
+/// The catalog is an index: a new, empty one is rebuilt from the stores.
+#[tokio::test]
+async fn the_backups_index_is_rebuilt_from_the_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control(dir.path(), &["away"]).await;
+    let b = backup(&cp, TimeDelta::zero(), 1 << 20, 9).await;
+    cp.queue_missing_copies().await.unwrap();
+    cp.drain_copy_jobs().await.unwrap();
+
+    cp.catalog().close().await;
+    for f in ["catalog.db", "catalog.db-wal", "catalog.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    // Same config (same region keys), new catalog.
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("catalog.db").display()
+    );
+    let fresh = ControlPlane::with_catalog(
+        cp.config().clone(),
+        Catalog::open(&url).await.unwrap(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        fresh
+            .catalog()
+            .list_backups(SVC, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let indexed = fresh.rebuild_backups_index().await.unwrap();
+    assert_eq!(
+        indexed,
+        vec![
+            (SVC.into(), "home".into(), 1),
+            (SVC.into(), "away".into(), 1)
+        ]
+    );
+    let rows = fresh.catalog().list_backups(SVC, None).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.backup_name == b));
+}

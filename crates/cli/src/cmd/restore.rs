@@ -69,17 +69,57 @@ pub fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
     bail!("`{s}` is not a time: use RFC 3339 (2026-11-22T10:00:00Z) or `YYYY-MM-DD HH:MM:SS` (UTC)")
 }
 
+/// The home location, or — when it cannot be read (store down, location missing) — the first
+/// additional backup region that can, with a warning: a disaster is when restores matter most.
+async fn reachable_location(
+    ctx: &Ctx,
+    svc: &btar_control::ServiceConfig,
+) -> anyhow::Result<btar_format::Location> {
+    let mut first_error = None;
+    for region in std::iter::once(&svc.cloud).chain(&svc.additional_backup_regions) {
+        let probe = async {
+            let loc = ctx.location(&svc.name, region).await?;
+            loc.list_backups().await?;
+            Ok::<_, anyhow::Error>(loc)
+        }
+        .await;
+        match probe {
+            Ok(loc) => {
+                if let Some((from, e)) = &first_error {
+                    eprintln!(
+                        "warning: region `{from}` cannot be read ({e:#}); restoring from `{region}`"
+                    );
+                }
+                return Ok(loc);
+            }
+            Err(e) => {
+                first_error.get_or_insert((region.clone(), e));
+            }
+        }
+    }
+    match first_error {
+        Some((region, e)) => Err(e.context(format!(
+            "no location of `{}` can be read (first: `{region}`)",
+            svc.name
+        ))),
+        None => bail!("service `{}` has no location", svc.name),
+    }
+}
+
 impl RestoreArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let svc = ctx.cfg.service(Some(&self.service))?;
-        let region = self.region.clone().unwrap_or_else(|| svc.cloud.clone());
         let target = match (&self.target_time, &self.target_lsn, &self.target_name) {
             (Some(t), _, _) => Target::Time(parse_time(t)?),
             (_, Some(l), _) => Target::Lsn(l.clone()),
             (_, _, Some(n)) => Target::Name(n.clone()),
             _ => Target::Latest,
         };
-        let loc = ctx.location(&svc.name, &region).await?;
+        let loc = match &self.region {
+            Some(r) => ctx.location(&svc.name, r).await?,
+            None => reachable_location(ctx, svc).await?,
+        };
+        let region = loc.region().name().to_string();
         let me = ctx.self_command();
         let mut settings = self.settings.clone();
         if let Some(p) = self.port {
