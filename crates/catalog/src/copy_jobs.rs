@@ -193,7 +193,39 @@ pub(crate) fn backoff(base: Duration, max: Duration, attempt: i64) -> TimeDelta 
     delta(base.saturating_mul(1 << doublings).min(max))
 }
 
+/// Jobs and bytes per (state, destination): what metrics need, without reading every job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopyJobTotals {
+    pub state: JobState,
+    pub destination_region: String,
+    pub jobs: i64,
+    pub bytes_transferred: i64,
+}
+
 impl Catalog {
+    pub async fn copy_job_totals(&self) -> Result<Vec<CopyJobTotals>> {
+        let rows = sqlx::query(
+            "SELECT state, destination_region, COUNT(*) AS jobs,
+                 CAST(COALESCE(SUM(bytes_transferred), 0) AS BIGINT) AS bytes
+             FROM copy_jobs GROUP BY state, destination_region
+             ORDER BY state, destination_region",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .db("copy job totals")?;
+        rows.iter()
+            .map(|row| {
+                let state: String = get(row, "state")?;
+                Ok(CopyJobTotals {
+                    state: JobState::from_column("copy_jobs.state", &state)?,
+                    destination_region: get(row, "destination_region")?,
+                    jobs: get(row, "jobs")?,
+                    bytes_transferred: get(row, "bytes")?,
+                })
+            })
+            .collect()
+    }
+
     /// Creates a job in state CREATED. For `backup` jobs this is idempotent on (service, source,
     /// destination, backup): delivering the same event twice returns the existing job. The flag
     /// says whether a new job was created.

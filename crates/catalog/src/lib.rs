@@ -24,8 +24,8 @@ use sqlx::AnyPool;
 pub use backups::{BackupRecord, Role};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use copy_jobs::{
-    ClaimedJob, CopyJob, CopyJobFilter, CreatedBy, JobKind, JobLease, JobOutcome, JobProgress,
-    JobState, NewCopyJob,
+    ClaimedJob, CopyJob, CopyJobFilter, CopyJobTotals, CreatedBy, JobKind, JobLease, JobOutcome,
+    JobProgress, JobState, NewCopyJob,
 };
 pub use db::Backend;
 pub use error::{CatalogError, Result};
