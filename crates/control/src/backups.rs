@@ -267,12 +267,15 @@ impl ControlPlane {
         }
         let backups = manifests
             .iter()
-            .map(|(m, meta)| BackupEntry {
+            .enumerate()
+            .map(|(i, (m, meta))| BackupEntry {
                 backup_name: m.backup_name.clone(),
                 backup_time: m.completed_at,
                 data_size: m.stats.logical_bytes,
                 storage_location: svc.cloud.clone(),
-                incremental: m.stats.new_chunks < m.stats.chunk_refs,
+                // Every backup is complete on its own; it is incremental in what it stored when
+                // it reused chunks of an earlier one.
+                incremental: i > 0 && m.stats.new_chunks < m.stats.chunk_refs,
                 start_lsn: Some(meta.start_lsn.clone()),
                 stop_lsn: Some(meta.stop_lsn.clone()),
                 additional_regions: secondaries

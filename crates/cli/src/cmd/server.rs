@@ -56,11 +56,16 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = format!("http://{}", listener.local_addr()?);
+    // The source is shown (a file or variable name is no secret), never a literal token.
+    let source = ctx.cfg.server.token.as_deref().unwrap_or_default();
     let shown = if generated {
-        token.as_str()
+        token.clone()
+    } else if source.starts_with("literal:") {
+        "(literal in the config)".to_string()
     } else {
-        "(from the config)"
+        format!("<{source}>")
     };
+    let shown = shown.as_str();
     ctx.out.emit(
         &serde_json::json!({ "api": format!("{addr}/v1"), "console": addr, "token_generated": generated, "roles": roles }),
         || announce(&addr, shown),

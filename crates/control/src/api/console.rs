@@ -33,6 +33,9 @@ th{background:#f3f3f3}.err{color:#b00}h2{margin-top:1.5em}
 <script>
 const $ = (tag, text) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = String(text); return e; };
 const tokenInput = document.getElementById('token');
+// A link may carry the token in its fragment (never sent to a server); it is moved out of the URL.
+const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
+if (fromLink) { sessionStorage.setItem('btar-token', fromLink); history.replaceState(null, '', location.pathname); }
 tokenInput.value = sessionStorage.getItem('btar-token') || '';
 async function api(path, body) {
   const opts = {headers: {'Authorization': 'Bearer ' + tokenInput.value}};
