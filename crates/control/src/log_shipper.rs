@@ -15,13 +15,16 @@ use crate::ControlPlane;
 use crate::config::Config;
 use crate::error::{ControlError, Result};
 
-/// First word of a notification datagram: `btar-wal <service> <timeline> <name>`.
+/// First word of a notification datagram: `btar-wal <service> <timeline> <name> <durable_at_ms>`.
 pub const NOTIFY_PREFIX: &str = "btar-wal";
 
-/// Tells a listening server that `timeline/name` of `service` is durable in the primary. Best effort
-/// and non-blocking: archiving must not depend on a server running.
+/// Tells a listening server that `timeline/name` of `service` is durable in the primary (since now).
+/// Best effort and non-blocking: archiving must not depend on a server running.
 pub fn notify_archived(cfg: &Config, service: &str, timeline: &str, name: &str) {
-    let msg = format!("{NOTIFY_PREFIX} {service} {timeline} {name}");
+    // The durable time travels with the announcement: object stores report Last-Modified to the
+    // second, which would blur a lag that is mostly well under one.
+    let at = Utc::now().timestamp_millis();
+    let msg = format!("{NOTIFY_PREFIX} {service} {timeline} {name} {at}");
     if let Ok(sock) = std::net::UdpSocket::bind("127.0.0.1:0") {
         let _ = sock.send_to(msg.as_bytes(), &cfg.server.notify);
     }
@@ -133,15 +136,25 @@ impl ControlPlane {
         })
     }
 
-    /// Ships one announced file to every additional region of `service` and records its lag.
-    pub async fn ship_log_now(&self, service: &str, timeline: &str, name: &str) -> Result<()> {
+    /// Ships one announced file to every additional region of `service` and records its lag from
+    /// `durable_at` (the announcement's time; the object's Last-Modified when not given).
+    pub async fn ship_log_now(
+        &self,
+        service: &str,
+        timeline: &str,
+        name: &str,
+        durable_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
         let svc = self.service(service).await?;
         let src = self.location(service, &svc.cloud).await?;
-        let durable_at = src
-            .region()
-            .head(&src.log_key(timeline, name))
-            .await?
-            .map(|o| o.last_modified);
+        let durable_at = match durable_at {
+            Some(t) => Some(t),
+            None => src
+                .region()
+                .head(&src.log_key(timeline, name))
+                .await?
+                .map(|o| o.last_modified),
+        };
         for dst in svc.additional_backup_regions() {
             let shipped = async {
                 let region = self.config().open_region(&dst, self.cancel_token())?;
@@ -194,7 +207,8 @@ impl ControlPlane {
             };
             let msg = String::from_utf8_lossy(&buf[..n]).to_string();
             let mut words = msg.split_whitespace();
-            let (Some(NOTIFY_PREFIX), Some(svc), Some(tli), Some(name), None) = (
+            let (Some(NOTIFY_PREFIX), Some(svc), Some(tli), Some(name), at, None) = (
+                words.next(),
                 words.next(),
                 words.next(),
                 words.next(),
@@ -204,6 +218,9 @@ impl ControlPlane {
                 tracing::debug!(%msg, "ignoring malformed announcement");
                 continue;
             };
+            let at = at
+                .and_then(|ms| ms.parse().ok())
+                .and_then(DateTime::<Utc>::from_timestamp_millis);
             let (cp, svc, tli, name) = (
                 self.clone(),
                 svc.to_string(),
@@ -211,7 +228,7 @@ impl ControlPlane {
                 name.to_string(),
             );
             tokio::spawn(async move {
-                if let Err(e) = cp.ship_log_now(&svc, &tli, &name).await {
+                if let Err(e) = cp.ship_log_now(&svc, &tli, &name, at).await {
                     tracing::warn!(service = %svc, file = %name, error = %e, "shipping announced log failed");
                 }
             });
