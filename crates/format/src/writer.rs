@@ -69,15 +69,19 @@ struct SeenChunks(Mutex<HashSet<ChunkId>>);
 const SEEN_CAP: usize = 1 << 20;
 
 impl SeenChunks {
-    fn contains(&self, id: &ChunkId) -> bool {
-        self.0.lock().map(|s| s.contains(id)).unwrap_or(false)
-    }
-    fn insert(&self, id: ChunkId) {
-        if let Ok(mut s) = self.0.lock() {
-            if s.len() >= SEEN_CAP {
-                s.clear();
+    /// Claims `id` for storing: `true` for the first claimer only. Claiming before the PUT (not
+    /// after) keeps two chunks in flight with equal content from both uploading it; the manifest is
+    /// committed only after every chunk task of the backup has finished, so a claimer's failure
+    /// fails the backup rather than leaving a reference dangling.
+    fn claim(&self, id: ChunkId) -> bool {
+        match self.0.lock() {
+            Ok(mut s) => {
+                if s.len() >= SEEN_CAP {
+                    s.clear();
+                }
+                s.insert(id)
             }
-            s.insert(id);
+            Err(_) => true,
         }
     }
 }
@@ -142,8 +146,7 @@ impl BackupWriter {
                 .await
                 .map_err(join_err)?;
         self.stats.chunk_refs.fetch_add(1, Ordering::Relaxed);
-        if self.seen.contains(&id) || self.loc.has_chunk(&id).await? {
-            self.seen.insert(id);
+        if !self.seen.claim(id) || self.loc.has_chunk(&id).await? {
             return Ok(id);
         }
         let loc = self.loc.clone();
@@ -152,7 +155,6 @@ impl BackupWriter {
             .map_err(join_err)?;
         let len = sealed.len() as u64;
         self.loc.put_sealed_chunk(&id, Bytes::from(sealed)).await?;
-        self.seen.insert(id);
         self.stats.new_chunks.fetch_add(1, Ordering::Relaxed);
         self.stats
             .new_stored_bytes
