@@ -105,10 +105,21 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         let cancel = btar_region::CancellationToken::new();
         let c = cancel.clone();
+        // SIGINT (Ctrl-C) or SIGTERM (service managers): finish cleanly, leaving nothing half-visible.
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                c.cancel();
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { return },
+                _ = term => {}
             }
+            c.cancel();
         });
         match cli.command {
             Command::Keygen => {
