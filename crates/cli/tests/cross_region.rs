@@ -174,17 +174,7 @@ fn fork_from_secondary_with_the_primary_down() {
         "--data-dir",
         &fd,
     ]);
-    let port: u16 = forked["conninfo"]
-        .as_str()
-        .unwrap()
-        .split("port=")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = btar_testkit::conninfo_port(forked["conninfo"].as_str().unwrap());
     let fork = PgCluster::adopt(&fork_dir, port);
     assert_eq!(forked["source_location"], "secondary", "{forked}");
     assert_eq!(forked["cloud"], "away");

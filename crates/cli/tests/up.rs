@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use btar_testkit::{PgCluster, TestDir, as_db_user, describe};
+use btar_testkit::{PgCluster, TestDir, as_db_user, conninfo_port, describe};
 
 fn btar(args: &[&str]) -> serde_json::Value {
     // Every command as the database user, as an operator of the embedded default would run them (the
@@ -20,18 +20,6 @@ fn btar(args: &[&str]) -> serde_json::Value {
         .unwrap();
     assert!(out.status.success(), "btar {args:?}: {}", describe(&out));
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn port_of(conninfo: &str) -> u16 {
-    conninfo
-        .split("port=")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 fn copied(v: &serde_json::Value) {
@@ -68,7 +56,7 @@ fn readme_flow_up_write_backup_copy_report_fork() {
     let d = data.to_str().unwrap();
     let first = btar(&["up", "--dir", d, "--no-serve"]);
     let conninfo = first["postgres"].as_str().unwrap().to_string();
-    let pg = PgCluster::adopt(&data.join("pg"), port_of(&conninfo));
+    let pg = PgCluster::adopt(&data.join("pg"), conninfo_port(&conninfo));
     assert!(first["backup"]["backup_name"].is_string(), "{first}");
     copied(&first);
 
@@ -114,7 +102,7 @@ fn readme_flow_up_write_backup_copy_report_fork() {
     ]);
     let fork = PgCluster::adopt(
         std::path::Path::new(forked["data_dir"].as_str().unwrap()),
-        port_of(forked["conninfo"].as_str().unwrap()),
+        conninfo_port(forked["conninfo"].as_str().unwrap()),
     );
     assert_eq!(forked["cloud"], "local-away", "{forked}");
     assert_eq!(fork.psql("SELECT v FROM t"), "written after up");

@@ -258,3 +258,12 @@ impl Drop for PgCluster {
         }
     }
 }
+
+/// The `port=` of a libpq `key=value` connection string btar printed (a fork's, `btar up`'s).
+pub fn conninfo_port(conninfo: &str) -> u16 {
+    conninfo
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in `{conninfo}`"))
+}
