@@ -313,6 +313,17 @@ impl Config {
         })
     }
 
+    /// The command line that calls this btar back with this config (archive and restore commands).
+    pub fn self_command(&self) -> String {
+        // BTAR_EXE lets an embedding process (a test, a wrapper) name the real btar binary.
+        let exe = std::env::var("BTAR_EXE").ok().unwrap_or_else(|| {
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "btar".into())
+        });
+        format!("{exe} --config {}", self.path.display())
+    }
+
     /// The catalog URL: configured, or a SQLite file beside the config.
     pub fn catalog_url(&self) -> String {
         let dir = self.path.parent().unwrap_or(Path::new("."));

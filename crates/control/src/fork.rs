@@ -106,7 +106,7 @@ impl ControlPlane {
             Some(p) => p,
             None => free_port()?,
         };
-        let me = self.self_command();
+        let me = self.config().self_command();
         let source_pg = self.pg_settings(&src);
         let opts = RestoreOptions {
             target: req
@@ -181,16 +181,5 @@ impl ControlPlane {
             restored_bytes: outcome.bytes,
             seconds: started.elapsed().as_secs_f64(),
         })
-    }
-
-    /// The command line that calls this btar back with the same config (archive/restore commands).
-    pub fn self_command(&self) -> String {
-        // BTAR_EXE lets an embedding process (a test, a wrapper) name the real btar binary.
-        let exe = std::env::var("BTAR_EXE").ok().unwrap_or_else(|| {
-            std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "btar".into())
-        });
-        format!("{exe} --config {}", self.config().path.display())
     }
 }

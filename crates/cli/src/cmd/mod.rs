@@ -60,12 +60,4 @@ impl Ctx {
     pub async fn control(&self) -> anyhow::Result<ControlPlane> {
         Ok(ControlPlane::open(self.cfg.clone(), self.cancel.clone()).await?)
     }
-
-    /// The command line that calls this btar back with the same config (for archive/restore commands).
-    pub fn self_command(&self) -> String {
-        let exe = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "btar".into());
-        format!("{exe} --config {}", self.cfg.path.display())
-    }
 }

@@ -120,7 +120,7 @@ impl RestoreArgs {
             None => reachable_location(ctx, svc).await?,
         };
         let region = loc.region().name().to_string();
-        let me = ctx.self_command();
+        let me = ctx.cfg.self_command();
         let mut settings = self.settings.clone();
         if let Some(p) = self.port {
             settings.push(("port".into(), p.to_string()));
