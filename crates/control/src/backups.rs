@@ -197,26 +197,41 @@ impl ControlPlane {
     ) -> Result<Vec<String>> {
         let mut ids = Vec::new();
         for dst in svc.additional_backup_regions() {
-            let (job, created) = self
-                .catalog()
-                .create_copy_job(&NewCopyJob {
-                    service: svc.name.clone(),
-                    kind: JobKind::Backup,
-                    source_region: svc.cloud.clone(),
-                    destination_region: dst,
-                    backup_name: m.backup_name.clone(),
-                    destination_backup_name: None,
-                    created_by,
-                    created_by_backup_job_id: backup_job_id.clone(),
-                    backup_size_in_bytes: i64::try_from(m.stats.logical_bytes).ok(),
-                })
+            let (id, _) = self
+                .enqueue_copy(svc, &dst, m, created_by, backup_job_id.clone())
                 .await?;
-            if created {
-                self.inner.jobs_created.notify_waiters();
-            }
-            ids.push(job.copy_job_id);
+            ids.push(id);
         }
         Ok(ids)
+    }
+
+    /// The copy job of backup `m` to `dst`, created unless it exists; `true` when created.
+    pub(crate) async fn enqueue_copy(
+        &self,
+        svc: &btar_catalog::Service,
+        dst: &str,
+        m: &Manifest,
+        created_by: CreatedBy,
+        backup_job_id: Option<String>,
+    ) -> Result<(String, bool)> {
+        let (job, created) = self
+            .catalog()
+            .create_copy_job(&NewCopyJob {
+                service: svc.name.clone(),
+                kind: JobKind::Backup,
+                source_region: svc.cloud.clone(),
+                destination_region: dst.into(),
+                backup_name: m.backup_name.clone(),
+                destination_backup_name: None,
+                created_by,
+                created_by_backup_job_id: backup_job_id,
+                backup_size_in_bytes: i64::try_from(m.stats.logical_bytes).ok(),
+            })
+            .await?;
+        if created {
+            self.inner.jobs_created.notify_waiters();
+        }
+        Ok((job.copy_job_id, created))
     }
 
     /// Every backup of the service with its state in each location, and each location's PITR window.

@@ -173,10 +173,9 @@ impl ControlPlane {
 
     /// Opens an existing location of `service` in `region`.
     pub async fn location(&self, service: &str, region: &str) -> Result<Location> {
-        let r = self.config().open_region(region, self.cancel_token())?;
-        Ok(Location::open(&r, service)
-            .await?
-            .with_compression_level(self.config().storage.compression_level))
+        self.config()
+            .location(service, region, self.cancel_token())
+            .await
     }
 
     /// Opens the home location of `service` in `region`, creating it on first use.
@@ -186,9 +185,8 @@ impl ControlPlane {
         region: &str,
         engine: &str,
     ) -> Result<Location> {
-        let r = self.config().open_region(region, self.cancel_token())?;
-        Ok(Location::open_or_init(&r, service, engine, None)
-            .await?
-            .with_compression_level(self.config().storage.compression_level))
+        self.config()
+            .home_location(service, region, engine, self.cancel_token())
+            .await
     }
 }

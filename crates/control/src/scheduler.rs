@@ -212,21 +212,14 @@ impl ControlPlane {
                 for b in wanted.into_iter().filter(|b| !have_set.contains(b)) {
                     let m = home.read_manifest(b).await?;
                     self.index_backup(&m, &svc.cloud, Role::Primary).await?;
-                    let mut one = svc.clone();
-                    one.user_config = serde_json::json!({ "additional_backup_regions": [dst] });
-                    let before = self
-                        .catalog()
-                        .list_copy_jobs(&btar_catalog::CopyJobFilter {
-                            service: Some(svc.name.clone()),
-                            destination_region: Some(dst.clone()),
-                            ..Default::default()
-                        })
+                    // Idempotent: a job that already exists for this backup (whatever its
+                    // state) is not queued again.
+                    let (_, created) = self
+                        .enqueue_copy(&svc, &dst, &m, CreatedBy::Event, None)
                         .await?;
-                    if before.iter().any(|j| &j.backup_name == b) {
+                    if !created {
                         continue;
                     }
-                    self.enqueue_copies(&one, &m, CreatedBy::Event, None)
-                        .await?;
                     queued += 1;
                 }
             }

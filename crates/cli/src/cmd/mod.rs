@@ -30,10 +30,7 @@ pub struct Ctx {
 impl Ctx {
     /// Opens an existing location of `service` in `region`.
     pub async fn location(&self, service: &str, region: &str) -> anyhow::Result<Location> {
-        let r = self.cfg.open_region(region, &self.cancel)?;
-        Ok(Location::open(&r, service)
-            .await?
-            .with_compression_level(self.cfg.storage.compression_level))
+        Ok(self.cfg.location(service, region, &self.cancel).await?)
     }
 
     /// Opens the home location of `service` (in `region` when given, for services registered outside
@@ -50,10 +47,10 @@ impl Ctx {
                 (s.cloud.clone(), s.engine.clone())
             }
         };
-        let r = self.cfg.open_region(&cloud, &self.cancel)?;
-        Ok(Location::open_or_init(&r, service, &engine, None)
-            .await?
-            .with_compression_level(self.cfg.storage.compression_level))
+        Ok(self
+            .cfg
+            .home_location(service, &cloud, &engine, &self.cancel)
+            .await?)
     }
 
     /// The control plane: the catalog the config names, opened on demand (wal-push never needs it).
