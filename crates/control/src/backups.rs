@@ -102,9 +102,7 @@ impl ControlPlane {
         let pg = self
             .pg_settings(&svc)
             .ok_or_else(|| ControlError::NoAgent(service.into()))?;
-        let loc = self
-            .home_location(service, &svc.cloud, svc.engine.as_str())
-            .await?;
+        let loc = self.home_location_for_backup(&svc).await?;
         let writer = BackupWriter::new(loc, self.config().writer_options());
         let stats = writer.stats();
         let started = Instant::now();

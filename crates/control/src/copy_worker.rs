@@ -151,10 +151,9 @@ impl ControlPlane {
             )));
         }
         let src = self.location(&job.service, &job.source_region).await?;
-        let dst_region = self
-            .config()
-            .open_region(&job.destination_region, self.cancel_token())?;
-        let dst = btar_replicator::open_destination(&src, &dst_region).await?;
+        let dst = self
+            .secondary_location(&src, &job.destination_region)
+            .await?;
         let opts = CopyOptions::default();
         // A base backup restores only with the WAL from its start to its stop, which the primary
         // archive held before the backup committed: ship the logs first, so the copy's manifest —

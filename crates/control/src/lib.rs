@@ -12,6 +12,7 @@ pub mod config;
 mod copy_worker;
 mod error;
 mod fork;
+mod locations;
 mod log_shipper;
 mod metrics;
 mod retention;
@@ -128,6 +129,7 @@ impl ControlPlane {
                     }),
                 })
                 .await?;
+            self.register_location(&s.name, &s.cloud, &s.engine).await;
         }
         Ok(())
     }
@@ -175,18 +177,6 @@ impl ControlPlane {
     pub async fn location(&self, service: &str, region: &str) -> Result<Location> {
         self.config()
             .location(service, region, self.cancel_token())
-            .await
-    }
-
-    /// Opens the home location of `service` in `region`, creating it on first use.
-    pub async fn home_location(
-        &self,
-        service: &str,
-        region: &str,
-        engine: &str,
-    ) -> Result<Location> {
-        self.config()
-            .home_location(service, region, engine, self.cancel_token())
             .await
     }
 }

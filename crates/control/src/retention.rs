@@ -19,6 +19,10 @@ use crate::error::Result;
 /// Unreferenced chunks younger than this are kept (an uncommitted backup may be using them).
 pub const CHUNK_GRACE: TimeDelta = TimeDelta::hours(48);
 
+/// Staging files older than this were left by killed writers (a live one renames its file within
+/// seconds of its last write).
+pub const STAGING_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Expired {
     pub service: String,
@@ -26,6 +30,8 @@ pub struct Expired {
     pub backups: Vec<String>,
     pub logs: u64,
     pub chunks: u64,
+    /// Staging files of killed writers removed (filesystem regions).
+    pub staging: u64,
 }
 
 impl ControlPlane {
@@ -73,6 +79,10 @@ pub async fn expire_location(loc: &Location, keep: TimeDelta) -> Result<Expired>
         region: loc.region().name().into(),
         ..Default::default()
     };
+    out.staging = loc
+        .region()
+        .sweep_staging(&layout::service_prefix(loc.service()), STAGING_GRACE)
+        .await?;
     let names = loc.list_backups().await?;
     let mut kept = Vec::new();
     for (i, name) in names.iter().enumerate() {

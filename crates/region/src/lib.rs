@@ -7,12 +7,14 @@
 mod config;
 mod error;
 mod key;
+mod local;
 mod retry;
 mod store;
 
 pub use config::{Provider, RegionConfig, RetryConfig, validate_region_name};
 pub use error::RegionError;
 pub use key::{KeySource, RegionKey};
+pub use local::effective_uid;
 pub use retry::{RetryPolicy, with_backoff};
 pub use store::{ObjectInfo, Region};
 pub use tokio_util::sync::CancellationToken;

@@ -17,7 +17,7 @@ mod progress;
 mod watermark;
 
 pub use backup_copy::copy_backup;
-pub use destination::open_destination;
+pub use destination::{create_destination, open_destination};
 pub use error::CopyError;
 pub use log_copy::{LogCopied, copy_log, copy_logs};
 pub use progress::{

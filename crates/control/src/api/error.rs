@@ -67,6 +67,8 @@ impl From<ControlError> for ApiError {
             ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
             ControlError::Conflict(_) | ControlError::NoAgent(_) => StatusCode::CONFLICT,
             ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+            // Storage an operator must repair (remount, restore the bucket): not the client's fault.
+            ControlError::LocationVanished { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ControlError::Catalog(c) => return c.into(),
             ControlError::Config(c) => config_status(c),
             ControlError::Format(f) => format_status(f),
