@@ -48,6 +48,7 @@ async fn a_final_failure_is_retried_once_by_a_new_job(db: &TestDb) {
     assert_ne!(retry.copy_job_id, failed.copy_job_id);
     assert_eq!(retry.retry_of.as_deref(), Some(failed.copy_job_id.as_str()));
     assert_eq!(retry.state, JobState::Created);
+    assert_eq!(retry.creation_date, db.clock_now());
     assert_eq!(retry.backup_name, "b1");
     // A second reconcile (or a second scheduler) gets the same retry.
     let (again, created) = catalog.create_retry_job(&failed).await.unwrap();

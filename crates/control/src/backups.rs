@@ -432,12 +432,16 @@ impl ControlPlane {
     }
 }
 
+/// A location's window and its sound backups (oldest first).
+type Read = (Window, Vec<(Manifest, PgMeta)>);
+
 /// One location of a service read for the backups view.
 struct PlaceRead {
     place: Place,
     /// Retention days of the location under the service's plan.
     days: Option<u32>,
-    found: Result<Option<(Window, Vec<(Manifest, PgMeta)>)>>,
+    /// `None`: nothing stored there yet.
+    found: Result<Option<Read>>,
 }
 
 /// A backup's state in one location, before it becomes a view entry.

@@ -117,6 +117,9 @@ async fn a_store_outage_is_retried_and_a_final_failure_is_retried_by_a_new_job()
         first.next_attempt_at.is_some(),
         "an unreachable source is retryable: {first:?}"
     );
+    // object_store reports a refused connection as `Generic`: the region calls it unavailable.
+    let msg = first.status_message.clone().unwrap_or_default();
+    assert!(msg.contains("store unavailable"), "{msg}");
     // The last attempt fails too: the job is FAILED for good.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let runs = cp.drain_copy_jobs().await.unwrap();

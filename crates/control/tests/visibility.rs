@@ -111,7 +111,7 @@ fn entry<'a>(view: &'a BackupsView, name: &str) -> &'a btar_control::BackupEntry
         .unwrap_or_else(|| panic!("{name} not listed: {view:#?}"))
 }
 
-fn away<'a>(e: &'a btar_control::BackupEntry) -> &'a btar_control::LocationStatus {
+fn away(e: &btar_control::BackupEntry) -> &btar_control::LocationStatus {
     e.additional_regions
         .iter()
         .find(|a| a.region == "away")

@@ -203,8 +203,7 @@ pub fn choose(
         .damaged
         .iter()
         .filter(|d| oldest_sound.is_none_or(|o| d.backup_name.as_str() < o))
-        .filter(|d| could_serve(d, target))
-        .next_back();
+        .rfind(|d| could_serve(d, target));
     if backups.is_empty() {
         return Err(match older_damaged {
             Some(d) => damaged_error(d),
