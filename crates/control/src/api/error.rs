@@ -142,6 +142,8 @@ fn pg_status(e: &btar_engine_pg::PgError) -> StatusCode {
         P::TargetOutOfWindow { .. } | P::NoBackups { .. } | P::DirNotEmpty(_) => {
             StatusCode::BAD_REQUEST
         }
+        // Only a damaged backup could serve the target: the request is fine, the stored state is not.
+        P::BackupDamaged { .. } => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

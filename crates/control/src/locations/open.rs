@@ -1,4 +1,4 @@
-//! Where a service's locations come from. A location is created once, explicitly: when the service
+//! How a location comes to be. A location is created once, explicitly: when the service
 //! is registered, on its first backup, or on the first copy into an additional region. After that a
 //! missing descriptor is an error, never a reason to start over — a vanished mount point, bucket or
 //! prefix must not swallow backups or WAL (DESIGN.md invariant 7). The catalog tells "first" from
