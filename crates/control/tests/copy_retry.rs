@@ -52,9 +52,7 @@ async fn control(dir: &Path, home: RegionConfig, options: CatalogOptions) -> Con
 /// `wal.0..=wal.1` (timeline 1).
 async fn backup(cp: &ControlPlane, wal: Option<(u64, u64)>) -> String {
     let region = cp.config().open_region("home", cp.cancel_token()).unwrap();
-    let loc = Location::open_or_init(&region, SVC, "pg", None)
-        .await
-        .unwrap();
+    let loc = Location::create(&region, SVC, "pg", None).await.unwrap();
     let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
     let entry = writer
         .write_file("base/1/16384", 0o600, PatternReader::new(1 << 20, 7))

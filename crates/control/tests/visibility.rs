@@ -60,9 +60,7 @@ async fn control(dir: &Path, additional: &[&str]) -> ControlPlane {
 /// Commits a PostgreSQL-shaped backup in the home region whose completion was `age` ago.
 async fn backup(cp: &ControlPlane, age: TimeDelta, seed: u64) -> String {
     let region = cp.config().open_region("home", cp.cancel_token()).unwrap();
-    let loc = Location::open_or_init(&region, SVC, "pg", None)
-        .await
-        .unwrap();
+    let loc = Location::create(&region, SVC, "pg", None).await.unwrap();
     let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
     let entry = writer
         .write_file("base/1/16384", 0o600, PatternReader::new(1 << 20, seed))
@@ -93,7 +91,7 @@ async fn backup(cp: &ControlPlane, age: TimeDelta, seed: u64) -> String {
 async fn copy(cp: &ControlPlane, names: &[&String]) {
     let src = cp.location(SVC, "home").await.unwrap();
     let dst_region = cp.config().open_region("away", cp.cancel_token()).unwrap();
-    let dst = btar_replicator::open_destination(&src, &dst_region)
+    let dst = btar_replicator::create_destination(&src, &dst_region)
         .await
         .unwrap();
     for b in names {
