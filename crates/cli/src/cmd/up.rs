@@ -49,12 +49,11 @@ impl UpArgs {
         let cfg = Config::load(&cfg_path)?;
         // The API's address is taken before anything starts, so a busy port fails at once instead
         // of after initdb and the first backup.
-        let listener = match self.no_serve {
-            true => None,
-            false => {
-                let listen = self.listen.as_deref().unwrap_or(&cfg.server.listen);
-                Some(super::server::bind(listen).await?)
-            }
+        let listener = if self.no_serve {
+            None
+        } else {
+            let listen = self.listen.as_deref().unwrap_or(&cfg.server.listen);
+            Some(super::server::bind(listen).await?)
         };
         let svc = cfg.service(None)?.clone();
         let pg_dir = dir.join("pg");
