@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use btar_engine_pg::backup::PgMeta;
 use btar_format::{ChunkId, Location, layout};
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
 
@@ -31,6 +31,11 @@ pub struct Expired {
 impl ControlPlane {
     /// Applies every plan's retention to every location of every service, deleted ones included.
     pub async fn apply_retention(&self) -> Result<Vec<Expired>> {
+        self.apply_retention_at(Utc::now()).await
+    }
+
+    /// [`Self::apply_retention`] as if it were `now` (tests and `btar retention run --now` move time).
+    pub async fn apply_retention_at(&self, now: DateTime<Utc>) -> Result<Vec<Expired>> {
         let mut out = Vec::new();
         for svc in self.catalog().list_all_services().await? {
             let Ok(plan) = self.config().plan(&svc.plan) else {
@@ -46,7 +51,7 @@ impl ControlPlane {
             for (region, days) in places {
                 match self.location(&svc.name, &region).await {
                     Ok(loc) => {
-                        let e = expire_location(&loc, TimeDelta::days(days.into())).await?;
+                        let e = expire_location(&loc, TimeDelta::days(days.into()), now).await?;
                         for b in &e.backups {
                             self.catalog().delete_backup(&svc.name, &region, b).await?;
                         }
@@ -65,9 +70,12 @@ impl ControlPlane {
     }
 }
 
-/// Expires the backups of `loc` older than `keep`, then the logs and chunks they alone needed.
-pub async fn expire_location(loc: &Location, keep: TimeDelta) -> Result<Expired> {
-    let now = Utc::now();
+/// Expires the backups of `loc` older than `keep` at `now`, then the logs and chunks they alone needed.
+pub async fn expire_location(
+    loc: &Location,
+    keep: TimeDelta,
+    now: DateTime<Utc>,
+) -> Result<Expired> {
     let mut out = Expired {
         service: loc.service().into(),
         region: loc.region().name().into(),
