@@ -9,7 +9,7 @@ use btar_region::FAULTS_OPTION;
 use btar_testkit::{PgCluster, S3Server, TestDir, fs_region};
 use common::{SVC, World, mark, marks};
 
-const FAULTS: &str = "rate=0.05,latency_ms=2,concurrency=8,seed=7";
+const FAULTS: &str = "rate=0.05,after=0.5,latency_ms=2,concurrency=8,seed=7";
 
 fn flaky_world() -> World {
     let dir = TestDir::new();
@@ -20,6 +20,9 @@ fn flaky_world() -> World {
     ];
     for r in &mut regions {
         r.options.insert(FAULTS_OPTION.into(), FAULTS.into());
+        // btar's default retries (6 attempts), not the harness's quick 3: at a 5 % fault rate three
+        // faults in a row on one of a run's thousands of calls is likely, six is not (1.6e-8 a call).
+        r.retry = Default::default();
     }
     let config = dir.path().join("btar.toml");
     let mut w = World {
@@ -74,20 +77,24 @@ fn every_job_completes_with_five_percent_faults() {
     let pass = w.btar_json(&["replicate"]);
     only_copy_completed(&pass);
     // The copy shipped the WAL its backup needs; a log pass ships what came after.
+    let mut last = String::new();
     for i in 0..3 {
         pg.pgbench(&["-t", "50", "-n"]);
         mark(pg, &format!("after-b2-{i}"));
-        pg.switch_and_archive();
+        last = pg.switch_and_archive();
     }
     let expected = pg.fingerprint();
     let expected_marks = marks(pg);
     let pass = w.btar_json(&["replicate", "--service", SVC]);
     let logs = &pass["logs"][0];
     assert!(logs["error"].is_null(), "{pass}");
-    assert!(logs["logs_copied"].as_u64().unwrap() >= 3, "{pass}");
-    let marks_ = &logs["watermarks"][0];
-    assert!(marks_["first_missing"].is_null(), "a gap: {pass}");
-    assert!(marks_["segments"].as_u64().unwrap() >= 10, "{pass}");
+    assert!(logs["logs_copied"].as_u64().unwrap() >= 1, "{pass}");
+    let watermark = &logs["watermarks"][0];
+    assert!(watermark["first_missing"].is_null(), "a gap: {pass}");
+    assert!(
+        watermark["watermark"].as_str().unwrap() >= last.as_str(),
+        "the secondary lacks {last}: {pass}"
+    );
 
     for region in ["home", "away"] {
         let v = w.btar_json(&["verify", SVC, "--region", region]);

@@ -1,6 +1,6 @@
 //! Fault injection for tests: a store wrapper that fails a fraction of calls the way a flaky network
 //! does, adds latency and caps concurrency, so real processes can be run against an unreliable region
-//! (region option `btar_faults = "rate=0.05,latency_ms=5,seed=7"`). In the style of object_store's
+//! (region option `btar_faults = "rate=0.05,after=0.5,latency_ms=5,seed=7"`). In the style of object_store's
 //! `ThrottledStore` and neon's `simulate_failures`; never meant for production regions.
 
 use std::fmt;
@@ -29,6 +29,9 @@ pub struct FaultConfig {
     pub latency: Duration,
     /// At most this many calls in flight (a throttled endpoint); `None` leaves concurrency alone.
     pub max_concurrency: Option<usize>,
+    /// Fraction (0.0–1.0) of the injected write faults that strike after the store applied the call:
+    /// the response is lost, so a retry meets its own earlier write.
+    pub after: f64,
     /// Seed of the decisions, so a failing run can be replayed.
     pub seed: u64,
 }
@@ -39,6 +42,7 @@ impl Default for FaultConfig {
             rate: 0.0,
             latency: Duration::ZERO,
             max_concurrency: None,
+            after: 0.0,
             seed: 0,
         }
     }
@@ -55,12 +59,16 @@ impl FromStr for FaultConfig {
                 .ok_or_else(|| format!("fault setting `{pair}` is not key=value"))?;
             let bad = |e: &dyn fmt::Display| format!("fault setting `{k}`: `{v}`: {e}");
             match k.trim() {
-                "rate" => {
+                "rate" | "after" => {
                     let r: f64 = v.trim().parse().map_err(|e| bad(&e))?;
                     if !(0.0..=1.0).contains(&r) {
                         return Err(bad(&"must be within 0..=1"));
                     }
-                    c.rate = r;
+                    if k.trim() == "rate" {
+                        c.rate = r;
+                    } else {
+                        c.after = r;
+                    }
                 }
                 "latency_ms" => {
                     c.latency = Duration::from_millis(v.trim().parse().map_err(|e| bad(&e))?)
@@ -75,7 +83,7 @@ impl FromStr for FaultConfig {
                 "seed" => c.seed = v.trim().parse().map_err(|e| bad(&e))?,
                 other => {
                     return Err(format!(
-                        "unknown fault setting `{other}` (rate, latency_ms, concurrency, seed)"
+                        "unknown fault setting `{other}` (rate, after, latency_ms, concurrency, seed)"
                     ));
                 }
             }
@@ -92,37 +100,78 @@ struct Dice {
     injected: AtomicU64,
 }
 
+/// What happens to one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Pass,
+    /// The request is lost on the way: the store never sees it.
+    Lost,
+    /// The store applies the call, then the response is lost.
+    Unanswered,
+}
+
 impl Dice {
-    /// Latency to add, and whether this call fails.
-    fn roll(&self) -> (Duration, bool) {
+    /// Latency to add, and what becomes of this call.
+    fn roll(&self) -> (Duration, Fate) {
         let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
         let wait = if self.config.latency.is_zero() {
             Duration::ZERO
         } else {
             self.config.latency.mul_f64(rng.random::<f64>() * 2.0)
         };
-        let fail = self.config.rate > 0.0 && rng.random::<f64>() < self.config.rate;
-        if fail {
+        let fate = if self.config.rate > 0.0 && rng.random::<f64>() < self.config.rate {
             self.injected.fetch_add(1, Ordering::Relaxed);
-        }
-        (wait, fail)
+            if rng.random::<f64>() < self.config.after {
+                Fate::Unanswered
+            } else {
+                Fate::Lost
+            }
+        } else {
+            Fate::Pass
+        };
+        (wait, fate)
     }
 
-    /// Waits, then fails the call or lets it through. Failing before the store is reached models a
-    /// request lost on the way: the store never saw it, so a retry is always safe.
+    fn fault(op: &'static str, location: Option<&Path>) -> object_store::Error {
+        let at = location.map(|l| format!(" `{l}`")).unwrap_or_default();
+        object_store::Error::Generic {
+            store: "faults",
+            source: format!("injected fault: {op}{at}: connection reset").into(),
+        }
+    }
+
+    /// Waits, then lets the call through or fails it before the store sees it. For reads, where a
+    /// lost answer changes nothing in the store.
     async fn gate(&self, op: &'static str, location: Option<&Path>) -> Result<()> {
-        let (wait, fail) = self.roll();
+        let (wait, fate) = self.roll();
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        if fail {
-            let at = location.map(|l| format!(" `{l}`")).unwrap_or_default();
-            return Err(object_store::Error::Generic {
-                store: "faults",
-                source: format!("injected fault: {op}{at}: connection reset").into(),
-            });
+        match fate {
+            Fate::Pass => Ok(()),
+            Fate::Lost | Fate::Unanswered => Err(Self::fault(op, location)),
         }
-        Ok(())
+    }
+
+    /// Runs a write under the dice: it may be lost before the store, or applied with its answer lost.
+    async fn write<T>(
+        &self,
+        op: &'static str,
+        location: &Path,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let (wait, fate) = self.roll();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        match fate {
+            Fate::Pass => call.await,
+            Fate::Lost => Err(Self::fault(op, Some(location))),
+            Fate::Unanswered => {
+                let _ = call.await;
+                Err(Self::fault(op, Some(location)))
+            }
+        }
     }
 }
 
@@ -188,8 +237,13 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        self.dice.gate("put", Some(location)).await?;
-        self.inner.put_opts(location, payload, opts).await
+        self.dice
+            .write(
+                "put",
+                location,
+                self.inner.put_opts(location, payload, opts),
+            )
+            .await
     }
 
     async fn put_multipart_opts(
@@ -232,14 +286,13 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
                 let inner = Arc::clone(&inner);
                 async move {
                     let p = p?;
-                    dice.gate("delete", Some(&p)).await?;
-                    let mut done = inner.delete_stream(stream::once(async { Ok(p) }).boxed());
-                    done.next().await.unwrap_or_else(|| {
-                        Err(object_store::Error::Generic {
-                            store: "faults",
-                            source: "delete returned no result".into(),
-                        })
-                    })
+                    let target = p.clone();
+                    let one = async move {
+                        let sent = target.clone();
+                        let mut done = inner.delete_stream(stream::once(async { Ok(sent) }).boxed());
+                        done.next().await.unwrap_or(Ok(target))
+                    };
+                    dice.write("delete", &p, one).await
                 }
             })
             .boxed()
@@ -263,13 +316,15 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.dice.gate("copy", Some(from)).await?;
-        self.inner.copy_opts(from, to, options).await
+        self.dice
+            .write("copy", to, self.inner.copy_opts(from, to, options))
+            .await
     }
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        self.dice.gate("rename", Some(from)).await?;
-        self.inner.rename_opts(from, to, options).await
+        self.dice
+            .write("rename", to, self.inner.rename_opts(from, to, options))
+            .await
     }
 }
 
@@ -353,6 +408,25 @@ mod tests {
         assert_eq!(failed, injected);
         let (c, _) = outcomes(faulty("rate=0.05,seed=8")).await;
         assert_ne!(a, c, "another seed, other faults");
+    }
+
+    /// With `after=1` every fault strikes once the store applied the write: the caller sees an
+    /// error, the object is there.
+    #[tokio::test]
+    async fn unanswered_writes_are_applied() {
+        let store = faulty("rate=1,after=1");
+        let p = Path::from("k");
+        assert!(store.put(&p, PutPayload::from_static(b"x")).await.is_err());
+        assert!(
+            store.inner.head(&p).await.is_ok(),
+            "applied despite the error"
+        );
+        let lost = faulty("rate=1,after=0");
+        assert!(lost.put(&p, PutPayload::from_static(b"x")).await.is_err());
+        assert!(
+            lost.inner.head(&p).await.is_err(),
+            "never reached the store"
+        );
     }
 
     #[tokio::test]
