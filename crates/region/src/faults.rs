@@ -289,7 +289,8 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
                     let target = p.clone();
                     let one = async move {
                         let sent = target.clone();
-                        let mut done = inner.delete_stream(stream::once(async { Ok(sent) }).boxed());
+                        let mut done =
+                            inner.delete_stream(stream::once(async { Ok(sent) }).boxed());
                         done.next().await.unwrap_or(Ok(target))
                     };
                     dice.write("delete", &p, one).await
