@@ -215,17 +215,19 @@ fn killed_anywhere_nothing_partial_no_gap_and_resumes() {
         pass["logs"][0]["error"].is_null(),
         "replicate resumes: {pass}"
     );
+    // Every copy started has completed (the first pass into an empty secondary copies only the
+    // newest backup: older ones stay NOT_COPIED), however often it was killed.
     let listed = w.btar_json(&["backup", "list", SVC]);
-    let copied = listed["backups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|b| b["additional_regions"][0]["status"] == "COMPLETED")
-        .count();
+    let backups = listed["backups"].as_array().unwrap();
+    let status = |b: &serde_json::Value| b["additional_regions"][0]["status"].clone();
     assert!(
-        copied > KILLS / 2,
+        backups
+            .iter()
+            .all(|b| status(b) == "COMPLETED" || status(b) == "NOT_COPIED"),
         "copies complete after the crashes: {listed}"
     );
+    let copied = backups.iter().filter(|b| status(b) == "COMPLETED").count();
+    assert!(copied >= KILLS, "{listed}");
     check(&w, "replicate resumed");
 
     // 3. wal-push as archive_command, killed once per segment; PostgreSQL retries it.
