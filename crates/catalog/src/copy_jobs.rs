@@ -53,6 +53,8 @@ pub struct CopyJob {
     pub created_by_backup_job_id: Option<String>,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// The FAILED job this one retries (AWS: a failed job is final; a retry is a new job).
+    pub retry_of: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -127,7 +129,7 @@ macro_rules! job_columns {
          destination_backup_name, state, status_message, creation_date, start_date, \
          completion_date, backup_size_in_bytes, bytes_transferred, chunks_total, chunks_copied, \
          attempts, next_attempt_at, created_by, created_by_backup_job_id, lease_owner, \
-         lease_expires_at"
+         lease_expires_at, retry_of"
     };
 }
 
@@ -182,6 +184,7 @@ fn job_from_row(row: &AnyRow) -> Result<CopyJob> {
         created_by_backup_job_id: get(row, "created_by_backup_job_id")?,
         lease_owner: get(row, "lease_owner")?,
         lease_expires_at: get_opt_time(row, "lease_expires_at")?,
+        retry_of: get(row, "retry_of")?,
     })
 }
 
@@ -244,7 +247,7 @@ impl Catalog {
                  created_by, created_by_backup_job_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'CREATED', $8, $9, $10, $11)
              ON CONFLICT (service, source_region, destination_region, backup_name)
-                 WHERE kind = 'backup' DO NOTHING",
+                 WHERE kind = 'backup' AND retry_of IS NULL DO NOTHING",
         )
         .bind(&id)
         .bind(&new.service)
@@ -272,7 +275,8 @@ impl Catalog {
             "SELECT ",
             job_columns!(),
             " FROM copy_jobs WHERE service = $1 AND source_region = $2
-                 AND destination_region = $3 AND backup_name = $4 AND kind = 'backup'"
+                 AND destination_region = $3 AND backup_name = $4 AND kind = 'backup'
+                 AND retry_of IS NULL"
         ))
         .bind(&new.service)
         .bind(&new.source_region)
@@ -282,6 +286,73 @@ impl Catalog {
         .await
         .db("find existing copy job")?;
         Ok((job_from_row(&row)?, false))
+    }
+
+    /// Creates the job that retries `failed`, a job in its final FAILED (or PARTIAL) state: same
+    /// service, regions, backup and origin, state CREATED, `retry_of` naming it. Idempotent: a job
+    /// is retried at most once, so two schedulers reconciling at once create one retry. The flag
+    /// says whether a new job was created.
+    pub async fn create_retry_job(&self, failed: &CopyJob) -> Result<(CopyJob, bool)> {
+        let retryable_state = matches!(failed.state, JobState::Failed | JobState::Partial);
+        if !retryable_state || failed.next_attempt_at.is_some() {
+            return Err(CatalogError::invalid(
+                "retry_of",
+                format!(
+                    "copy job {} is {} and not final; only a final FAILED or PARTIAL job is retried by a new job",
+                    failed.copy_job_id, failed.state
+                ),
+            ));
+        }
+        let now = self.now();
+        let id = new_id(now);
+        let done = sqlx::query(
+            "INSERT INTO copy_jobs (copy_job_id, service, kind, source_region, destination_region,
+                 backup_name, destination_backup_name, state, creation_date, backup_size_in_bytes,
+                 created_by, created_by_backup_job_id, retry_of)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'CREATED', $8, $9, $10, $11, $12)
+             ON CONFLICT (retry_of) WHERE retry_of IS NOT NULL DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&failed.service)
+        .bind(failed.kind.as_str())
+        .bind(&failed.source_region)
+        .bind(&failed.destination_region)
+        .bind(&failed.backup_name)
+        .bind(&failed.destination_backup_name)
+        .bind(ms(now))
+        .bind(failed.backup_size_in_bytes)
+        .bind(failed.created_by.as_str())
+        .bind(&failed.created_by_backup_job_id)
+        .bind(&failed.copy_job_id)
+        .execute(&self.pool)
+        .await
+        .db("create retry job")?;
+        if done.rows_affected() == 1 {
+            tracing::debug!(copy_job_id = %id, retry_of = %failed.copy_job_id, "copy job retry created");
+            return Ok((self.describe_copy_job(&id).await?, true));
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM copy_jobs WHERE retry_of = $1"
+        ))
+        .bind(&failed.copy_job_id)
+        .fetch_one(&self.pool)
+        .await
+        .db("find existing retry job")?;
+        Ok((job_from_row(&row)?, false))
+    }
+
+    /// When the retry of final job `failed`, the `retries`-th of its backup and destination, is due:
+    /// the same exponential backoff as attempts within a job, so a backup whose copy fails for good
+    /// (damage, a missing key) is retried ever more rarely instead of once per scheduler pass.
+    pub fn retry_due_at(&self, failed: &CopyJob, retries: i64) -> DateTime<Utc> {
+        failed.completion_date.unwrap_or(failed.creation_date)
+            + backoff(
+                self.options.retry_base,
+                self.options.retry_max,
+                retries.saturating_add(1),
+            )
     }
 
     pub async fn describe_copy_job(&self, copy_job_id: &str) -> Result<CopyJob> {

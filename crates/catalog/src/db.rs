@@ -33,12 +33,20 @@ struct Migration {
 }
 
 /// Append only: a released migration is never edited, a change is a new version.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "initial schema",
-    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "initial schema",
+        sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "copy job retries name the job they retry",
+        sqlite: include_str!("../migrations/sqlite/0002_retry_of.sql"),
+        postgres: include_str!("../migrations/postgres/0002_retry_of.sql"),
+    },
+];
 
 pub(crate) fn latest_schema_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)

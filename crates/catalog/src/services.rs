@@ -185,6 +185,24 @@ impl Catalog {
         Ok(self.fetch_service(name).await?.0)
     }
 
+    /// The service, live or deleted (a deleted one keeps its row: its backups outlive it).
+    pub async fn get_service_of_record(&self, name: &str) -> Result<Service> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SERVICE_COLUMNS_SQL} WHERE name = $1"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .db("get service of record")?;
+        match row {
+            Some(row) => service_from_row(&row),
+            None => Err(CatalogError::NotFound {
+                what: "service",
+                id: name.to_owned(),
+            }),
+        }
+    }
+
     /// The service and its `user_config` exactly as stored, for compare-and-set.
     async fn fetch_service(&self, name: &str) -> Result<(Service, String)> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -91,8 +91,39 @@ fn init_tracing(verbose: u8) {
         .init();
 }
 
+/// Whether this process serves PostgreSQL's restore_command, judged from the raw arguments so that it
+/// holds even when they do not parse.
+fn is_wal_fetch() -> bool {
+    std::env::args().skip(1).any(|a| a == "wal-fetch")
+}
+
+/// PostgreSQL takes any restore_command exit code from 1 to 125 for "not in the archive" and ends
+/// recovery there, promoting short of its target. `wal-fetch` exits 1 only for that; every failure
+/// of its own — bad arguments, a missing or invalid config, an unknown service, a panic — exits
+/// with this code, which stops recovery instead.
+const WAL_FETCH_FAILED: u8 = cmd::wal::FETCH_FAILED;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let fetch = is_wal_fetch();
+    if fetch {
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default_hook(info);
+            std::process::exit(WAL_FETCH_FAILED.into());
+        }));
+    }
+    let failed = if fetch { WAL_FETCH_FAILED } else { 1 };
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.exit_code() {
+                0 => ExitCode::SUCCESS,
+                _ if fetch => ExitCode::from(WAL_FETCH_FAILED),
+                code => ExitCode::from(u8::try_from(code).unwrap_or(2)),
+            };
+        }
+    };
     init_tracing(cli.verbose);
     let out = Out { format: cli.output };
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -102,7 +133,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(failed);
         }
     };
     let result = rt.block_on(async move {
@@ -156,7 +187,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(failed)
         }
     }
 }

@@ -59,3 +59,47 @@ fn verify_reports_a_flipped_byte_and_a_deleted_chunk() {
     let s = String::from_utf8_lossy(&text.stdout);
     assert!(s.contains("DAMAGED") && s.contains("MISSING"), "{s}");
 }
+
+/// Every object of a location can be sound while its WAL archive has a hole: verify must say so
+/// (restore refuses to cross it), naming the missing segment, with the damage exit code.
+#[test]
+fn verify_reports_a_missing_wal_segment() {
+    let w = World::with_cluster(Backend::Fs);
+    let pg = w.pg();
+    mark(pg, "one");
+    w.backup();
+    let mut segments = Vec::new();
+    for i in 0..4 {
+        mark(pg, &format!("seg{i}"));
+        segments.push(pg.switch_and_archive());
+    }
+    let clean = w.btar(&["verify", SVC, "--region", "home"]);
+    assert!(clean.status.success(), "{}", btar_testkit::describe(&clean));
+
+    let store = w.dir.path().join("store-home");
+    let gone = &segments[1];
+    let victim = btar_testkit::files_under(&store)
+        .into_iter()
+        .find(|p| p.ends_with(gone))
+        .expect("segment object on disk");
+    std::fs::remove_file(&victim).unwrap();
+
+    let out = w.btar(&["--output", "json", "verify", SVC, "--region", "home"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        btar_testkit::describe(&out)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let missing = v["missing"].as_array().unwrap();
+    assert_eq!(missing.len(), 1, "{v}");
+    assert!(
+        missing[0]["key"].as_str().unwrap().ends_with(gone.as_str()),
+        "{v}"
+    );
+    assert!(
+        missing[0]["reason"].as_str().unwrap().contains("WAL gap"),
+        "{v}"
+    );
+}

@@ -6,20 +6,11 @@ mod common;
 
 use common::{Backend, World};
 
-fn segment(w: &World, name: &str, fill: u8) -> std::path::PathBuf {
-    let dir = w.dir.sub("pg_wal");
-    let p = dir.join(name);
-    let mut data = vec![fill; 16 << 20];
-    data[100] = 7;
-    std::fs::write(&p, data).unwrap();
-    btar_engine_pg::cluster::hand_over(&p).unwrap();
-    p
-}
-
 fn wal_push_and_fetch(backend: Backend) {
     let w = World::new(backend);
+    w.register();
     let name = "000000010000000000000042";
-    let p = segment(&w, name, 1);
+    let p = w.wal_segment(name, 1);
     let ps = p.to_str().unwrap();
     for _ in 0..2 {
         let out = w.btar(&["wal-push", "--service", common::SVC, ps]);
@@ -32,7 +23,7 @@ fn wal_push_and_fetch(backend: Backend) {
     assert_eq!(std::fs::read(&fetched).unwrap(), std::fs::read(&p).unwrap());
 
     // Same name, different bytes: must fail and keep the archived copy.
-    let other = segment(&w, name, 2);
+    let other = w.wal_segment(name, 2);
     let out = w.btar(&[
         "wal-push",
         "--service",
@@ -79,7 +70,8 @@ fn wal_push_and_fetch_on_s3() {
 #[test]
 fn wal_fetch_with_store_down_is_not_end_of_archive() {
     let mut w = World::new(Backend::S3);
-    let p = segment(&w, "000000010000000000000001", 3);
+    w.register();
+    let p = w.wal_segment("000000010000000000000001", 3);
     let out = w.btar(&["wal-push", "--service", common::SVC, p.to_str().unwrap()]);
     assert!(out.status.success(), "{}", btar_testkit::describe(&out));
     w.s3.as_mut().unwrap().stop();

@@ -1,17 +1,22 @@
 //! Primary backups as the control plane sees them: taken by the engine, indexed in the catalog the
 //! moment they commit, and followed at once by one copy job per additional backup region.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use btar_catalog::{BackupRecord, CreatedBy, JobKind, NewCopyJob, Role};
-use btar_engine_pg::backup::BackupOptions;
+use btar_catalog::{
+    BackupRecord, CopyJob, CopyJobFilter, CreatedBy, JobKind, JobState, NewCopyJob, Role,
+};
+use btar_engine_pg::backup::{BackupOptions, PgMeta};
+use btar_engine_pg::restore::Window;
 use btar_format::{BackupWriter, Manifest};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::ControlPlane;
 use crate::error::{ControlError, Result};
+use crate::locations::Place;
 
 /// A committed primary backup and the copy jobs it started.
 #[derive(Debug, Clone, Serialize)]
@@ -32,11 +37,19 @@ pub struct BackupTaken {
 pub struct LocationStatus {
     pub cloud: String,
     pub region: String,
+    /// Set when no new copies go to this location (region removed from
+    /// `additional_backup_regions`, or the service deleted); what it holds stays until retention.
     pub paused: bool,
     pub pause_reason: Option<String>,
     /// COMPLETED (copy committed), PENDING (job queued or running), FAILED, NOT_COPIED (taken before
-    /// the region was added, or expired there) or UNREACHABLE.
+    /// the region was added, or expired there), DAMAGED (manifest unreadable) or UNREACHABLE.
     pub status: String,
+    /// When retention removes the copy here; `null` without a plan, or for the newest backup of a
+    /// location that still receives backups (never expired).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why the backup is DAMAGED or the location UNREACHABLE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,7 +57,15 @@ pub struct BackupEntry {
     pub backup_name: String,
     pub backup_time: DateTime<Utc>,
     pub data_size: u64,
+    /// The home region (the primary location).
     pub storage_location: String,
+    /// The backup in the primary location: COMPLETED, EXPIRED (retention removed it there; copies
+    /// remain), DAMAGED or UNREACHABLE.
+    pub status: String,
+    /// When retention removes it from the primary location (see `LocationStatus::expires_at`).
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub incremental: bool,
     pub start_lsn: Option<String>,
     pub stop_lsn: Option<String>,
@@ -58,6 +79,8 @@ pub struct PitrRange {
     pub region: String,
     pub pitr_range_start: Option<DateTime<Utc>>,
     pub pitr_range_end: Option<DateTime<Utc>>,
+    pub paused: bool,
+    pub pause_reason: Option<String>,
     /// Set when the location could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -69,9 +92,12 @@ pub struct Pitr {
     pub additional_regions: Vec<PitrRange>,
 }
 
-/// Aiven's `GET …/service/{service}/backups` shape.
+/// Aiven's `GET …/service/{service}/backups` shape. A deleted service is listed too (its backups
+/// stay until retention), with `deleted_at` set.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupsView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
     pub backups: Vec<BackupEntry>,
     pub pitr: Pitr,
 }
@@ -102,9 +128,7 @@ impl ControlPlane {
         let pg = self
             .pg_settings(&svc)
             .ok_or_else(|| ControlError::NoAgent(service.into()))?;
-        let loc = self
-            .home_location(service, &svc.cloud, svc.engine.as_str())
-            .await?;
+        let loc = self.home_location_for_backup(&svc).await?;
         let writer = BackupWriter::new(loc, self.config().writer_options());
         let stats = writer.stats();
         let started = Instant::now();
@@ -234,100 +258,208 @@ impl ControlPlane {
         Ok((job.copy_job_id, created))
     }
 
-    /// Every backup of the service with its state in each location, and each location's PITR window.
+    /// Every backup of the service in every location that holds any (see [`Self::locations_of`]),
+    /// with its state and expiry in each, and each location's PITR window. A deleted service is
+    /// listed as well: its backups are kept until retention.
     pub async fn backups_view(&self, service: &str) -> Result<BackupsView> {
-        let svc = self.service(service).await?;
-        // A service never backed up has no location yet: no backups, empty windows.
-        let (home_window, manifests) = match self.location(service, &svc.cloud).await {
-            Ok(home) => {
-                let (w, m, _) = btar_engine_pg::restore::window(&home).await?;
-                (Some(w), m)
-            }
-            Err(ControlError::Format(btar_format::FormatError::NoLocation { .. })) => {
-                (None, vec![])
-            }
-            Err(e) => return Err(e),
-        };
+        let svc = self.service_of_record(service).await?;
+        let plan = self.config().plan(&svc.plan).ok();
         let provider = |r: &str| {
             self.config()
                 .region(r)
                 .map(|c| c.provider.clone())
                 .unwrap_or_default()
         };
-        let mut secondaries = Vec::new();
-        let mut ranges = Vec::new();
-        for r in svc.additional_backup_regions() {
-            let found = async {
-                let loc = self.location(service, &r).await?;
-                let (w, _, _) = btar_engine_pg::restore::window(&loc).await?;
-                Ok::<_, ControlError>(w)
-            }
-            .await;
-            let jobs = self
-                .catalog()
-                .list_copy_jobs(&btar_catalog::CopyJobFilter {
-                    service: Some(service.into()),
-                    destination_region: Some(r.clone()),
-                    ..Default::default()
-                })
-                .await?;
-            ranges.push(PitrRange {
-                cloud: provider(&r),
-                region: r.clone(),
-                pitr_range_start: found.as_ref().ok().and_then(|w| w.earliest),
-                pitr_range_end: found.as_ref().ok().and_then(|w| w.latest),
-                error: found.as_ref().err().map(|e| e.to_string()),
-            });
-            secondaries.push((r, found.ok(), jobs));
+        let mut jobs: BTreeMap<String, Vec<CopyJob>> = BTreeMap::new();
+        for j in self
+            .catalog()
+            .list_copy_jobs(&CopyJobFilter {
+                service: Some(service.into()),
+                ..Default::default()
+            })
+            .await?
+        {
+            jobs.entry(j.destination_region.clone())
+                .or_default()
+                .push(j);
         }
-        let backups = manifests
+        let mut read = Vec::new();
+        for place in self.locations_of(&svc).await? {
+            let days = plan.map(|p| match place.role {
+                Role::Primary => p.retention_days,
+                Role::Secondary => p.secondary_retention_days,
+            });
+            let found = match self.location(service, &place.region).await {
+                Ok(loc) => btar_engine_pg::restore::window(&loc)
+                    .await
+                    .map(Some)
+                    .map_err(ControlError::from),
+                // Nothing stored there yet (a service never backed up, a copy not yet made).
+                Err(ControlError::Format(btar_format::FormatError::NoLocation { .. })) => Ok(None),
+                Err(e) => Err(e),
+            };
+            let found = found.map(|f| f.map(|(w, m, _)| (w, m)));
+            // A former location with nothing left in it (retention removed its last backup, or
+            // no copy was ever made there) is no longer one of the service's locations.
+            let emptied = matches!(&found, Ok(None))
+                || matches!(&found, Ok(Some((w, _))) if w.backups.is_empty() && w.damaged.is_empty());
+            if !place.receiving && place.role == Role::Secondary && emptied {
+                continue;
+            }
+            read.push(PlaceRead { found, days, place });
+        }
+        // Every backup any location holds, by name (names sort by time).
+        let mut names: BTreeMap<String, Option<(Manifest, PgMeta)>> = BTreeMap::new();
+        for r in &read {
+            if let Ok(Some((w, ms))) = &r.found {
+                for (m, meta) in ms {
+                    names
+                        .entry(m.backup_name.clone())
+                        .or_insert_with(|| Some((m.clone(), meta.clone())));
+                }
+                for d in &w.damaged {
+                    names.entry(d.backup_name.clone()).or_insert(None);
+                }
+            }
+        }
+        let cell = |r: &PlaceRead, name: &str| -> Cell {
+            let (w, ms) = match &r.found {
+                Err(e) => return Cell::status("UNREACHABLE", None, Some(e.to_string())),
+                Ok(None) => return Cell::status("NOT_COPIED", None, None),
+                Ok(Some(f)) => f,
+            };
+            if let Some(d) = w.damaged.iter().find(|d| d.backup_name == name) {
+                return Cell::status("DAMAGED", None, Some(d.reason.clone()));
+            }
+            let Some(i) = ms.iter().position(|(m, _)| m.backup_name == name) else {
+                return Cell::status("NOT_COPIED", None, None);
+            };
+            let newest = i + 1 == ms.len();
+            let expires_at = r.days.and_then(|d| {
+                (!newest || !r.place.receiving)
+                    .then(|| ms[i].0.completed_at + TimeDelta::days(d.into()))
+            });
+            Cell::status("COMPLETED", expires_at, None)
+        };
+        let home = &read[0];
+        let backups = names
             .iter()
-            .enumerate()
-            .map(|(i, (m, meta))| BackupEntry {
-                backup_name: m.backup_name.clone(),
-                backup_time: m.completed_at,
-                data_size: m.stats.logical_bytes,
-                storage_location: svc.cloud.clone(),
-                // Every backup is complete on its own; it is incremental in what it stored when
-                // it reused chunks of an earlier one.
-                incremental: i > 0 && m.stats.new_chunks < m.stats.chunk_refs,
-                start_lsn: Some(meta.start_lsn.clone()),
-                stop_lsn: Some(meta.stop_lsn.clone()),
-                additional_regions: secondaries
+            .map(|(name, found)| {
+                let additional_regions = read[1..]
                     .iter()
-                    .map(|(r, window, jobs)| {
-                        let job = jobs.iter().find(|j| j.backup_name == m.backup_name);
-                        let status = match (window, job) {
-                            (Some(w), _) if w.backups.contains(&m.backup_name) => "COMPLETED",
-                            (None, _) => "UNREACHABLE",
-                            (_, Some(j)) if j.state == btar_catalog::JobState::Failed => "FAILED",
-                            (_, Some(_)) => "PENDING",
-                            (_, None) => "NOT_COPIED",
-                        };
+                    .map(|r| {
+                        let mut c = cell(r, name.as_str());
+                        if c.status == "NOT_COPIED" {
+                            // The newest job tells a queued, running or failed copy.
+                            let job = jobs
+                                .get(&r.place.region)
+                                .and_then(|js| js.iter().find(|j| j.backup_name == *name));
+                            c.status = match job.map(|j| j.state) {
+                                Some(JobState::Failed | JobState::Partial) => "FAILED",
+                                Some(JobState::Created | JobState::Running) => "PENDING",
+                                _ => "NOT_COPIED",
+                            };
+                        }
                         LocationStatus {
-                            cloud: provider(r),
-                            region: r.clone(),
-                            paused: false,
-                            pause_reason: None,
-                            status: status.into(),
+                            cloud: provider(&r.place.region),
+                            region: r.place.region.clone(),
+                            paused: r.place.pause_reason.is_some(),
+                            pause_reason: r.place.pause_reason.clone(),
+                            status: c.status.into(),
+                            expires_at: c.expires_at,
+                            reason: c.reason,
                         }
                     })
-                    .collect(),
+                    .collect();
+                let mut primary = cell(home, name.as_str());
+                if primary.status == "NOT_COPIED" {
+                    primary.status = "EXPIRED";
+                }
+                let home_index = match &home.found {
+                    Ok(Some((_, ms))) => ms.iter().position(|(m, _)| m.backup_name == *name),
+                    _ => None,
+                };
+                BackupEntry {
+                    backup_name: name.clone(),
+                    backup_time: found
+                        .as_ref()
+                        .map(|(m, _)| m.completed_at)
+                        .or_else(|| btar_engine_pg::restore::time_of_name(name))
+                        .unwrap_or_default(),
+                    data_size: found.as_ref().map_or(0, |(m, _)| m.stats.logical_bytes),
+                    storage_location: svc.cloud.clone(),
+                    status: primary.status.into(),
+                    expires_at: primary.expires_at,
+                    reason: primary.reason,
+                    // Every backup is complete on its own; it is incremental in what it stored
+                    // when it reused chunks of an earlier one.
+                    incremental: found.as_ref().is_some_and(|(m, _)| {
+                        home_index.is_some_and(|i| i > 0) && m.stats.new_chunks < m.stats.chunk_refs
+                    }),
+                    start_lsn: found.as_ref().map(|(_, meta)| meta.start_lsn.clone()),
+                    stop_lsn: found.as_ref().map(|(_, meta)| meta.stop_lsn.clone()),
+                    additional_regions,
+                }
             })
             .collect();
+        let range = |r: &PlaceRead| {
+            let w = r
+                .found
+                .as_ref()
+                .ok()
+                .and_then(|f| f.as_ref())
+                .map(|(w, _)| w);
+            PitrRange {
+                cloud: provider(&r.place.region),
+                region: r.place.region.clone(),
+                pitr_range_start: w.and_then(|w| w.earliest),
+                pitr_range_end: w.and_then(|w| w.latest),
+                paused: r.place.pause_reason.is_some(),
+                pause_reason: r.place.pause_reason.clone(),
+                error: r.found.as_ref().err().map(|e| e.to_string()),
+            }
+        };
         Ok(BackupsView {
+            deleted_at: svc.deleted_at,
             backups,
             pitr: Pitr {
-                primary_region: PitrRange {
-                    cloud: provider(&svc.cloud),
-                    region: svc.cloud.clone(),
-                    pitr_range_start: home_window.as_ref().and_then(|w| w.earliest),
-                    pitr_range_end: home_window.as_ref().and_then(|w| w.latest),
-                    error: None,
-                },
-                additional_regions: ranges,
+                primary_region: range(home),
+                additional_regions: read[1..].iter().map(range).collect(),
             },
         })
+    }
+}
+
+/// A location's window and its sound backups (oldest first).
+type Read = (Window, Vec<(Manifest, PgMeta)>);
+
+/// One location of a service read for the backups view.
+struct PlaceRead {
+    place: Place,
+    /// Retention days of the location under the service's plan.
+    days: Option<u32>,
+    /// `None`: nothing stored there yet.
+    found: Result<Option<Read>>,
+}
+
+/// A backup's state in one location, before it becomes a view entry.
+struct Cell {
+    status: &'static str,
+    expires_at: Option<DateTime<Utc>>,
+    reason: Option<String>,
+}
+
+impl Cell {
+    fn status(
+        status: &'static str,
+        expires_at: Option<DateTime<Utc>>,
+        reason: Option<String>,
+    ) -> Self {
+        Cell {
+            status,
+            expires_at,
+            reason,
+        }
     }
 }
 

@@ -326,22 +326,6 @@ impl Config {
             .with_compression_level(self.storage.compression_level))
     }
 
-    /// Opens the location of `service` in its home `region`, creating it on first use.
-    pub async fn home_location(
-        &self,
-        service: &str,
-        region: &str,
-        engine: &str,
-        cancel: &CancellationToken,
-    ) -> Result<btar_format::Location, crate::ControlError> {
-        let r = self.open_region(region, cancel)?;
-        Ok(
-            btar_format::Location::open_or_init(&r, service, engine, None)
-                .await?
-                .with_compression_level(self.storage.compression_level),
-        )
-    }
-
     /// The command line that calls this btar back with this config (archive and restore commands).
     pub fn self_command(&self) -> String {
         // BTAR_EXE lets an embedding process (a test, a wrapper) name the real btar binary.

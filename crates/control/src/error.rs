@@ -30,6 +30,17 @@ pub enum ControlError {
         "service `{0}` has no database settings here: only the agent next to it can back it up or restore it"
     )]
     NoAgent(String),
+    /// The catalog knows backups or shipped logs of this service in a region whose location is
+    /// gone: refusing to start a new one there (DESIGN.md invariant 7).
+    #[error(
+        "region `{region}`: the location of service `{service}` is missing although the catalog lists {what} there; \
+         is the region's mount point, bucket or prefix gone? btar does not start a new location in its place"
+    )]
+    LocationVanished {
+        region: String,
+        service: String,
+        what: String,
+    },
     #[error("background task failed: {0}")]
     Task(String),
 }

@@ -132,6 +132,10 @@ impl ControlPlane {
             parallel: self.config().storage.parallel_files,
             promote_timeout: Duration::from_secs(3600),
         };
+        // The fork archives from its promotion on, before any backup of its own: its location
+        // must exist by then, since `wal-push` never creates one.
+        self.create_home_location(&req.name, &req.cloud, "pg")
+            .await?;
         let outcome = btar_engine_pg::restore::run(&loc, &opts, NO_PROGRESS, NO_PROGRESS).await?;
         let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
         let agent = PgSettings {

@@ -12,6 +12,7 @@ pub mod config;
 mod copy_worker;
 mod error;
 mod fork;
+mod locations;
 mod log_shipper;
 mod metrics;
 mod retention;
@@ -26,7 +27,7 @@ use btar_engine_pg::PgSettings;
 use btar_format::Location;
 use btar_region::CancellationToken;
 
-pub use backups::{BackupTaken, BackupsView, LocationStatus, PitrRange};
+pub use backups::{BackupEntry, BackupTaken, BackupsView, LocationStatus, PitrRange};
 pub use config::{Config, ConfigError, PlanConfig, ServiceConfig};
 pub use copy_worker::CopyRun;
 pub use error::{ControlError, Result};
@@ -107,9 +108,10 @@ impl ControlPlane {
     async fn register_config_services(&self) -> Result<()> {
         let catalog = self.catalog();
         for s in &self.config().services {
-            match catalog.get_service(&s.name).await {
-                Ok(found) if found.deleted_at.is_none() => continue,
-                Ok(_) => continue, // deleted through the API: the config does not resurrect it
+            // A deleted row counts as registered: deletion sticks (only `service create` brings
+            // the name back), so the config never resurrects a service.
+            match catalog.get_service_of_record(&s.name).await {
+                Ok(_) => continue,
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
@@ -128,6 +130,7 @@ impl ControlPlane {
                     }),
                 })
                 .await?;
+            self.register_location(&s.name, &s.cloud, &s.engine).await;
         }
         Ok(())
     }
@@ -160,6 +163,16 @@ impl ControlPlane {
         Ok(s)
     }
 
+    /// The catalog's record of a service, live or deleted (for what outlives a deletion: its
+    /// backups).
+    pub async fn service_of_record(&self, name: &str) -> Result<btar_catalog::Service> {
+        match self.catalog().get_service_of_record(name).await {
+            Ok(s) => Ok(s),
+            Err(e) if e.is_not_found() => self.service(name).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Agent settings of a service whose database this process can reach: from the config, or those
     /// a fork was registered with.
     pub fn pg_settings(&self, svc: &btar_catalog::Service) -> Option<PgSettings> {
@@ -175,18 +188,6 @@ impl ControlPlane {
     pub async fn location(&self, service: &str, region: &str) -> Result<Location> {
         self.config()
             .location(service, region, self.cancel_token())
-            .await
-    }
-
-    /// Opens the home location of `service` in `region`, creating it on first use.
-    pub async fn home_location(
-        &self,
-        service: &str,
-        region: &str,
-        engine: &str,
-    ) -> Result<Location> {
-        self.config()
-            .home_location(service, region, engine, self.cancel_token())
             .await
     }
 }

@@ -90,8 +90,7 @@ impl ControlPlane {
             }
             Err(e) => return Err(e),
         };
-        let dst_region = self.config().open_region(dst, self.cancel_token())?;
-        let dst_loc = btar_replicator::open_destination(&src, &dst_region).await?;
+        let dst_loc = self.secondary_location(&src, dst).await?;
         let worst = std::sync::Mutex::new(None::<f64>);
         let record = |p: &LogProgress| {
             if let Some(t) = p.last_source_time {
@@ -157,8 +156,7 @@ impl ControlPlane {
         };
         for dst in svc.additional_backup_regions() {
             let shipped = async {
-                let region = self.config().open_region(&dst, self.cancel_token())?;
-                let dst_loc = btar_replicator::open_destination(&src, &region).await?;
+                let dst_loc = self.secondary_location(&src, &dst).await?;
                 btar_replicator::copy_log(&src, &dst_loc, timeline, name).await?;
                 Ok::<_, ControlError>(())
             }

@@ -7,8 +7,9 @@
 
 use std::collections::HashSet;
 
+use btar_catalog::Role;
 use btar_engine_pg::backup::PgMeta;
-use btar_format::{ChunkId, Location, layout};
+use btar_format::{ChunkId, FormatError, Location, layout};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -19,6 +20,10 @@ use crate::error::Result;
 /// Unreferenced chunks younger than this are kept (an uncommitted backup may be using them).
 pub const CHUNK_GRACE: TimeDelta = TimeDelta::hours(48);
 
+/// Staging files older than this were left by killed writers (a live one renames its file within
+/// seconds of its last write).
+pub const STAGING_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Expired {
     pub service: String,
@@ -26,10 +31,13 @@ pub struct Expired {
     pub backups: Vec<String>,
     pub logs: u64,
     pub chunks: u64,
+    /// Staging files of killed writers removed (filesystem regions).
+    pub staging: u64,
 }
 
 impl ControlPlane {
-    /// Applies every plan's retention to every location of every service, deleted ones included.
+    /// Applies every plan's retention to every location of every service (see
+    /// [`Self::locations_of`]): deleted services, and regions no longer configured, included.
     pub async fn apply_retention(&self) -> Result<Vec<Expired>> {
         self.apply_retention_at(Utc::now()).await
     }
@@ -41,19 +49,18 @@ impl ControlPlane {
             let Ok(plan) = self.config().plan(&svc.plan) else {
                 continue; // no plan: kept until deleted by hand
             };
-            // A deleted service keeps its regions of record so its copies still expire on time.
-            let mut places = vec![(svc.cloud.clone(), plan.retention_days)];
-            places.extend(
-                svc.additional_backup_regions()
-                    .into_iter()
-                    .map(|r| (r, plan.secondary_retention_days)),
-            );
-            for (region, days) in places {
-                match self.location(&svc.name, &region).await {
+            for place in self.locations_of(&svc).await? {
+                let days = match place.role {
+                    Role::Primary => plan.retention_days,
+                    Role::Secondary => plan.secondary_retention_days,
+                };
+                let region = place.region.as_str();
+                match self.location(&svc.name, region).await {
                     Ok(loc) => {
-                        let e = expire_location(&loc, TimeDelta::days(days.into()), now).await?;
+                        let keep = TimeDelta::days(days.into());
+                        let e = expire_location(&loc, keep, place.receiving, now).await?;
                         for b in &e.backups {
-                            self.catalog().delete_backup(&svc.name, &region, b).await?;
+                            self.catalog().delete_backup(&svc.name, region, b).await?;
                         }
                         if !e.backups.is_empty() {
                             tracing::info!(service = %svc.name, region, expired = ?e.backups, "retention");
@@ -70,10 +77,15 @@ impl ControlPlane {
     }
 }
 
-/// Expires the backups of `loc` older than `keep` at `now`, then the logs and chunks they alone needed.
+/// Expires the backups of `loc` older than `keep` at `now`, then the logs and chunks they alone
+/// needed. The newest backup is kept whatever its age while the location still `receiving`s
+/// backups; one that no longer does (a removed region, a deleted service) expires entirely. A
+/// damaged manifest is kept and stops chunk collection here (the chunks it names are unknown), not
+/// the rest.
 pub async fn expire_location(
     loc: &Location,
     keep: TimeDelta,
+    receiving: bool,
     now: DateTime<Utc>,
 ) -> Result<Expired> {
     let mut out = Expired {
@@ -81,12 +93,30 @@ pub async fn expire_location(
         region: loc.region().name().into(),
         ..Default::default()
     };
+    out.staging = loc
+        .region()
+        .sweep_staging(&layout::service_prefix(loc.service()), STAGING_GRACE)
+        .await?;
     let names = loc.list_backups().await?;
     let mut kept = Vec::new();
+    let mut damaged = 0;
     for (i, name) in names.iter().enumerate() {
-        let m = loc.read_manifest(name).await?;
+        let m = match loc.read_manifest(name).await {
+            Ok(m) => m,
+            Err(FormatError::BackupNotFound { .. }) => continue,
+            Err(
+                e @ (FormatError::Damaged { .. }
+                | FormatError::WrongKeyOrTampered { .. }
+                | FormatError::UnsupportedVersion { .. }),
+            ) => {
+                tracing::warn!(backup = %name, error = %e, "retention keeps a damaged backup");
+                damaged += 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let newest = i + 1 == names.len();
-        if !newest && m.completed_at < now - keep {
+        if !(newest && receiving) && m.completed_at < now - keep {
             loc.delete_manifest(name).await?;
             out.backups.push(name.clone());
         } else {
@@ -96,19 +126,30 @@ pub async fn expire_location(
     if out.backups.is_empty() {
         return Ok(out);
     }
-    // Logs before the oldest kept backup's start are needed by no restore that remains.
-    if let Some(oldest) = kept.first().and_then(PgMeta::of) {
-        let cutoff = &oldest.start_wal[8..];
+    // Logs before the oldest kept backup's start are needed by no restore that remains; with no
+    // backup left at all (a location that no longer receives any), no log is needed.
+    let oldest = kept.first().and_then(PgMeta::of);
+    let all_gone = kept.is_empty() && damaged == 0;
+    if oldest.is_some() || all_gone {
         let logs: Vec<_> = loc.list_logs().try_collect().await?;
         for l in logs {
-            let is_segment = l.name.len() == 24;
-            if is_segment && l.name[8..] < *cutoff && l.last_modified < oldest.backup_start_time {
+            let before = |o: &PgMeta| {
+                let is_segment = l.name.len() == 24;
+                let cutoff = o.start_wal.get(8..).unwrap_or_default();
+                is_segment
+                    && l.name.get(8..).is_some_and(|n| n < cutoff)
+                    && l.last_modified < o.backup_start_time
+            };
+            if oldest.as_ref().map_or(all_gone, before) {
                 loc.region()
                     .delete(&loc.log_key(&l.timeline, &l.name))
                     .await?;
                 out.logs += 1;
             }
         }
+    }
+    if damaged > 0 {
+        return Ok(out);
     }
     let referenced: HashSet<ChunkId> = kept.iter().flat_map(|m| m.chunk_ids().copied()).collect();
     let mut listing = loc.region().list(&layout::chunks_prefix(loc.service()));

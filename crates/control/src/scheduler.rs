@@ -2,10 +2,10 @@
 //! that queues missed copies, starts planned backups and applies retention. Every pass is idempotent,
 //! so a crash at any point is repaired by the next pass of whichever process leads.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use btar_catalog::{CreatedBy, Role};
+use btar_catalog::{CopyJob, CopyJobFilter, CreatedBy, JobState, Role};
 use serde::Serialize;
 
 use crate::ControlPlane;
@@ -171,8 +171,11 @@ impl ControlPlane {
 
     /// Queues a copy job for every primary backup a destination lacks that is newer than the newest
     /// one it has (or, for a destination with none, the newest primary backup): copies of backups
-    /// taken before a region was added, or already expired there, are not made. Also indexes the
-    /// primary location, so the catalog follows the store even for backups taken by another process.
+    /// taken before a region was added, or already expired there, are not made. A backup whose last
+    /// job for a destination ended FAILED for good (or PARTIAL) and that the destination still lacks
+    /// gets a new job naming the failed one (`retry_of`, AWS semantics: FAILED is final), once that
+    /// retry's backoff has passed. Also indexes the primary location, so the catalog follows the
+    /// store even for backups taken by another process.
     pub async fn queue_missing_copies(&self) -> Result<usize> {
         let mut queued = 0;
         for svc in self.catalog().list_services().await? {
@@ -187,6 +190,7 @@ impl ControlPlane {
             let Some(newest) = primary.last() else {
                 continue;
             };
+            let now = self.catalog().now();
             for dst in dsts {
                 // A destination that cannot be read still gets its job for the newest backup: the
                 // job fails, is retried with backoff and shows as FAILED — an outage is visible.
@@ -204,26 +208,66 @@ impl ControlPlane {
                     }
                 };
                 let have_set: HashSet<&String> = have.iter().collect();
+                let jobs = self
+                    .catalog()
+                    .list_copy_jobs(&CopyJobFilter {
+                        service: Some(svc.name.clone()),
+                        destination_region: Some(dst.clone()),
+                        ..Default::default()
+                    })
+                    .await?;
+                // Newest first: the first job per backup is its latest.
+                let mut latest: HashMap<&str, (&CopyJob, i64)> = HashMap::new();
+                for j in &jobs {
+                    if j.source_region == svc.cloud {
+                        latest.entry(j.backup_name.as_str()).or_insert((j, 0)).1 += 1;
+                    }
+                }
                 // Backup names sort by time (backup_name_at), so "newer" is a string comparison.
-                let wanted: Vec<&String> = match have.last() {
+                let mut wanted: Vec<&String> = match have.last() {
                     Some(last) => primary.iter().filter(|b| *b > last).collect(),
                     None => vec![newest],
                 };
+                // Copies that failed for good stay wanted while the primary still holds them.
+                for b in &primary {
+                    let failed = latest
+                        .get(b.as_str())
+                        .is_some_and(|(j, _)| final_failure(j));
+                    if failed && !wanted.contains(&b) {
+                        wanted.push(b);
+                    }
+                }
                 for b in wanted.into_iter().filter(|b| !have_set.contains(b)) {
+                    if let Some((job, count)) = latest.get(b.as_str()) {
+                        if !final_failure(job) || now < self.catalog().retry_due_at(job, *count) {
+                            continue; // queued, running, retrying within its attempts, or done
+                        }
+                        let (retry, created) = self.catalog().create_retry_job(job).await?;
+                        if created {
+                            tracing::info!(copy_job_id = %retry.copy_job_id, retry_of = %job.copy_job_id,
+                                service = %svc.name, backup = %b, destination = %dst, "copy retried by a new job");
+                            self.inner.jobs_created.notify_waiters();
+                            queued += 1;
+                        }
+                        continue;
+                    }
                     let m = home.read_manifest(b).await?;
                     self.index_backup(&m, &svc.cloud, Role::Primary).await?;
-                    // Idempotent: a job that already exists for this backup (whatever its
-                    // state) is not queued again.
+                    // Idempotent: a job that already exists for this backup is not queued again.
                     let (_, created) = self
                         .enqueue_copy(&svc, &dst, &m, CreatedBy::Event, None)
                         .await?;
-                    if !created {
-                        continue;
+                    if created {
+                        queued += 1;
                     }
-                    queued += 1;
                 }
             }
         }
         Ok(queued)
     }
+}
+
+/// A job that will not run again by itself: FAILED with no attempt left or not retryable, or PARTIAL.
+fn final_failure(j: &CopyJob) -> bool {
+    matches!(j.state, JobState::Failed | JobState::Partial) && j.next_attempt_at.is_none()
 }

@@ -113,6 +113,10 @@ impl ControlPlane {
                 user_config: Value::Object(config),
             })
             .await?;
+        // The location is created now, explicitly, so the service's `wal-push` finds it before
+        // the first backup; an unreachable region leaves that to the first backup.
+        self.register_location(&svc.name, &svc.cloud, svc.engine.as_str())
+            .await;
         if !regions.is_empty() {
             self.backup_if_stale(&svc).await;
         }

@@ -74,9 +74,7 @@ async fn control(dir: &Path, additional: &[&str]) -> ControlPlane {
 /// Commits a backup of `size` bytes whose completion time is `age` ago.
 async fn backup(cp: &ControlPlane, age: TimeDelta, size: u64, seed: u64) -> String {
     let region = cp.config().open_region("home", cp.cancel_token()).unwrap();
-    let loc = Location::open_or_init(&region, SVC, "pg", None)
-        .await
-        .unwrap();
+    let loc = Location::create(&region, SVC, "pg", None).await.unwrap();
     let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
     let entry = writer
         .write_file("base/1/16384", 0o600, PatternReader::new(size, seed))
@@ -162,7 +160,7 @@ async fn each_location_keeps_its_own_retention_even_after_deletion() {
     // Copy all three (the scheduler would only queue the newest for an empty destination).
     let src = cp.location(SVC, "home").await.unwrap();
     let dst_region = cp.config().open_region("away", cp.cancel_token()).unwrap();
-    let dst = btar_replicator::open_destination(&src, &dst_region)
+    let dst = btar_replicator::create_destination(&src, &dst_region)
         .await
         .unwrap();
     for b in [&old, &middle, &newest] {

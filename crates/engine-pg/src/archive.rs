@@ -25,6 +25,16 @@ pub struct ArchiveIndex {
     seg_size: u64,
 }
 
+/// A run of consecutive missing segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GapRun {
+    pub first: String,
+    pub last: String,
+    pub count: u64,
+    /// Archive time of the last segment before the run.
+    pub reachable_until: Option<DateTime<Utc>>,
+}
+
 /// The first segment recovery would need but the archive lacks.
 #[derive(Debug, Clone)]
 pub struct Gap {
@@ -67,6 +77,40 @@ impl ArchiveIndex {
             .max()
     }
 
+    /// Every run of missing segments from `start_wal` to the newest archived segment, on the
+    /// timelines recovery from there may follow (see [`Self::first_gap`]), oldest first.
+    pub fn gaps(&self, start_wal: &str) -> Vec<GapRun> {
+        let mut runs = Vec::new();
+        let mut from = start_wal.to_string();
+        let end = self.segments.keys().next_back().copied().unwrap_or(0);
+        while let Some(gap) = self.first_gap(&from) {
+            let (Some(first), Some(Ok(tli))) = (
+                wal::segment_number(&gap.segment, self.seg_size),
+                gap.segment.get(..8).map(|t| u32::from_str_radix(t, 16)),
+            ) else {
+                break;
+            };
+            // The hole ends at the next segment on a timeline recovery can follow from here.
+            let holder = |n: u64| {
+                self.segments
+                    .get(&n)
+                    .and_then(|v| v.iter().map(|a| a.timeline).filter(|t| *t >= tli).max())
+            };
+            let Some((next, next_tli)) = (first + 1..=end).find_map(|n| holder(n).map(|t| (n, t)))
+            else {
+                break;
+            };
+            runs.push(GapRun {
+                last: wal::segment_name(&gap.segment[..8], next - 1, self.seg_size),
+                first: gap.segment,
+                count: next - first,
+                reachable_until: gap.reachable_until,
+            });
+            from = wal::segment_name(&format!("{next_tli:08X}"), next, self.seg_size);
+        }
+        runs
+    }
+
     /// Walks segments from `start_wal` on timelines at or after its own and returns the first hole
     /// before the newest archived segment. Segment numbers continue across a timeline switch, so one
     /// present on any later timeline fills the slot (a history file decides which at replay time).
@@ -103,5 +147,53 @@ impl ArchiveIndex {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEG: u64 = 16 << 20;
+
+    fn index(present: &[(u32, u64)]) -> ArchiveIndex {
+        let mut idx = ArchiveIndex {
+            segments: BTreeMap::new(),
+            seg_size: SEG,
+        };
+        for (tli, n) in present {
+            idx.segments.entry(*n).or_default().push(Archived {
+                timeline: *tli,
+                archived_at: Utc::now(),
+            });
+        }
+        idx
+    }
+
+    #[test]
+    fn every_gap_is_reported_once() {
+        // 1..=3 present, 4 missing, 5 present, 6..=8 missing, 9 present.
+        let idx = index(&[(1, 1), (1, 2), (1, 3), (1, 5), (1, 9)]);
+        let runs = idx.gaps(&wal::segment_name("00000001", 1, SEG));
+        let got: Vec<_> = runs.iter().map(|r| (r.first.clone(), r.count)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (wal::segment_name("00000001", 4, SEG), 1),
+                (wal::segment_name("00000001", 6, SEG), 3)
+            ]
+        );
+        assert_eq!(runs[1].last, wal::segment_name("00000001", 8, SEG));
+        assert!(idx.gaps(&wal::segment_name("00000001", 9, SEG)).is_empty());
+    }
+
+    #[test]
+    fn a_later_timeline_fills_the_slot() {
+        // Timeline 2 branches off at 3 and holds 4; 5 is missing on every timeline.
+        let idx = index(&[(1, 1), (1, 2), (2, 3), (2, 4), (2, 6)]);
+        let runs = idx.gaps(&wal::segment_name("00000001", 1, SEG));
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        assert_eq!(runs[0].first, wal::segment_name("00000002", 5, SEG));
+        assert_eq!(runs[0].count, 1);
     }
 }

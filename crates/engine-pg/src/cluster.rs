@@ -39,15 +39,9 @@ pub fn bin_dir(explicit: Option<&str>) -> Result<PathBuf, PgError> {
         })
 }
 
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
 /// `(name, uid, gid)` of the user PostgreSQL must run as, when btar itself runs as root.
 pub fn db_user() -> Option<(String, u32, u32)> {
-    if effective_uid()? != 0 {
+    if btar_region::effective_uid()? != 0 {
         return None;
     }
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;

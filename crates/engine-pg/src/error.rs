@@ -61,6 +61,15 @@ pub enum PgError {
     #[error("region `{region}` holds no backup of service `{service}`")]
     NoBackups { region: String, service: String },
 
+    #[error(
+        "backup `{backup}` in region `{region}` is damaged and cannot serve this target: {reason}"
+    )]
+    BackupDamaged {
+        region: String,
+        backup: String,
+        reason: String,
+    },
+
     #[error("restore directory {0} exists and is not empty")]
     DirNotEmpty(String),
 

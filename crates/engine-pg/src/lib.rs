@@ -9,6 +9,7 @@ pub mod conninfo;
 mod error;
 pub mod restore;
 pub mod server;
+pub mod verify;
 pub mod wal;
 
 pub use error::PgError;

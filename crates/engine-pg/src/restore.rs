@@ -30,6 +30,26 @@ pub struct Window {
     pub earliest: Option<DateTime<Utc>>,
     pub latest: Option<DateTime<Utc>>,
     pub backups: Vec<String>,
+    /// Backups whose manifest cannot be read (damaged, altered, from a newer btar): reported, never
+    /// restored from, and they do not hide their sound neighbours.
+    pub damaged: Vec<DamagedBackup>,
+}
+
+/// A backup of the location that cannot be used, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DamagedBackup {
+    pub backup_name: String,
+    pub reason: String,
+}
+
+/// Whether a manifest read failed because of the object itself (so the backup is damaged) rather
+/// than the store (an outage must fail the whole read: it says nothing about the backup).
+fn is_damage(e: &btar_format::FormatError) -> bool {
+    use btar_format::FormatError as F;
+    matches!(
+        e,
+        F::Damaged { .. } | F::WrongKeyOrTampered { .. } | F::UnsupportedVersion { .. }
+    )
 }
 
 impl std::fmt::Display for Window {
@@ -47,15 +67,34 @@ pub fn parse_lsn(lsn: &str) -> Option<u64> {
 }
 
 /// Reads every manifest of the location (oldest first) and indexes its WAL archive. The window ends
-/// at the newest archived segment reachable from the newest backup without crossing a gap.
+/// at the newest archived segment reachable from the newest backup without crossing a gap. A damaged
+/// manifest is listed in `Window::damaged` and left out; a store error fails the whole read.
 pub async fn window(
     loc: &Location,
 ) -> Result<(Window, Vec<(Manifest, PgMeta)>, ArchiveIndex), PgError> {
     let mut backups = Vec::new();
+    let mut damaged = Vec::new();
     for name in loc.list_backups().await? {
-        let m = loc.read_manifest(&name).await?;
-        if let Some(meta) = PgMeta::of(&m) {
-            backups.push((m, meta));
+        let m = match loc.read_manifest(&name).await {
+            Ok(m) => m,
+            // Expired by retention between the listing and the read.
+            Err(btar_format::FormatError::BackupNotFound { .. }) => continue,
+            Err(e) if is_damage(&e) => {
+                tracing::warn!(backup = %name, error = %e, "damaged backup skipped");
+                damaged.push(DamagedBackup {
+                    backup_name: name,
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match PgMeta::of(&m) {
+            Some(meta) => backups.push((m, meta)),
+            None => damaged.push(DamagedBackup {
+                backup_name: name,
+                reason: "manifest has no PostgreSQL backup facts (engine_meta)".into(),
+            }),
         }
     }
     let seg_size = backups
@@ -79,6 +118,7 @@ pub async fn window(
             .max(archive_end)
             .filter(|_| earliest.is_some()),
         backups: backups.iter().map(|(m, _)| m.backup_name.clone()).collect(),
+        damaged,
     };
     Ok((w, backups, index))
 }
@@ -120,7 +160,26 @@ fn check_reachable(
     Ok(())
 }
 
-/// Chooses the base backup for a target, refusing targets the location cannot serve.
+/// The completion time a backup name encodes (`backup_name_at`), for damaged backups whose
+/// manifest cannot be read.
+pub fn time_of_name(name: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(name, "%Y%m%dT%H%M%S%3fZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Whether a damaged backup might have served `target` (by its name's time; an unparsable name
+/// might have).
+fn could_serve(d: &DamagedBackup, target: &Target) -> bool {
+    match (target, time_of_name(&d.backup_name)) {
+        (Target::Time(t), Some(at)) => at <= *t,
+        _ => true,
+    }
+}
+
+/// Chooses the base backup for a target, refusing targets the location cannot serve. Damaged
+/// backups are never chosen: naming one, or a target only a damaged one could serve, is an error
+/// that says so; otherwise [`skipped_damaged`] lists those passed over.
 pub fn choose(
     window: &Window,
     backups: &[(Manifest, PgMeta)],
@@ -128,10 +187,30 @@ pub fn choose(
     backup: Option<&str>,
     service: &str,
 ) -> Result<(Manifest, PgMeta), PgError> {
+    let damaged_error = |d: &DamagedBackup| PgError::BackupDamaged {
+        region: window.region.clone(),
+        backup: d.backup_name.clone(),
+        reason: d.reason.clone(),
+    };
+    if let Some(name) = backup
+        && let Some(d) = window.damaged.iter().find(|d| d.backup_name == name)
+    {
+        return Err(damaged_error(d));
+    }
+    // Damaged backups older than every sound one (or no sound one at all).
+    let oldest_sound = backups.first().map(|(m, _)| m.backup_name.as_str());
+    let older_damaged = window
+        .damaged
+        .iter()
+        .filter(|d| oldest_sound.is_none_or(|o| d.backup_name.as_str() < o))
+        .rfind(|d| could_serve(d, target));
     if backups.is_empty() {
-        return Err(PgError::NoBackups {
-            region: window.region.clone(),
-            service: service.into(),
+        return Err(match older_damaged {
+            Some(d) => damaged_error(d),
+            None => PgError::NoBackups {
+                region: window.region.clone(),
+                service: service.into(),
+            },
         });
     }
     let out_of_window = || PgError::TargetOutOfWindow {
@@ -168,7 +247,23 @@ pub fn choose(
                 .find(|(_, m)| parse_lsn(&m.stop_lsn).is_some_and(|s| s <= want))
         }
     };
-    pick.cloned().ok_or_else(out_of_window)
+    match (pick, older_damaged) {
+        (Some(p), _) => Ok(p.clone()),
+        // Only a damaged backup is old enough for this target.
+        (None, Some(d)) => Err(damaged_error(d)),
+        (None, None) => Err(out_of_window()),
+    }
+}
+
+/// The damaged backups newer than `chosen` that would have been preferred for `target`: a restore
+/// reports them, since it restores from an older backup (and replays more WAL) because of them.
+pub fn skipped_damaged(window: &Window, chosen: &str, target: &Target) -> Vec<DamagedBackup> {
+    window
+        .damaged
+        .iter()
+        .filter(|d| d.backup_name.as_str() > chosen && could_serve(d, target))
+        .cloned()
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +298,9 @@ pub struct RestoreOutcome {
     pub data_dir: String,
     pub bytes: u64,
     pub reached: Option<Reached>,
+    /// Damaged backups passed over for an older sound one (see [`skipped_damaged`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_damaged: Vec<DamagedBackup>,
 }
 
 fn quote(v: &str) -> String {
@@ -278,6 +376,14 @@ pub async fn run(
         loc.service(),
     )?;
     check_reachable(&index, &meta, &opts.target, loc.region().name())?;
+    let skipped = match &opts.backup {
+        Some(_) => vec![],
+        None => skipped_damaged(&window, &manifest.backup_name, &opts.target),
+    };
+    for d in &skipped {
+        tracing::warn!(damaged = %d.backup_name, reason = %d.reason, using = %manifest.backup_name,
+            "restoring from an older backup: a newer one is damaged");
+    }
     prepare_dir(&opts.data_dir).await?;
     on_total(manifest.stats.logical_bytes);
     let reader = FileReader::new(loc.clone(), 16);
@@ -307,6 +413,7 @@ pub async fn run(
         data_dir: opts.data_dir.display().to_string(),
         bytes,
         reached: None,
+        skipped_damaged: skipped,
     };
     if opts.start {
         outcome.reached = Some(start_and_promote(opts).await?);

@@ -24,9 +24,7 @@ async fn main() {
     let chunk = (arg("--chunk-kib", 64) << 10) as usize;
     let s3 = S3Server::start();
     let region = Region::open(&s3.region("home", "roundtrip"), CancellationToken::new()).unwrap();
-    let loc = Location::open_or_init(&region, "big", "pg", None)
-        .await
-        .unwrap();
+    let loc = Location::create(&region, "big", "pg", None).await.unwrap();
     let opts = WriterOptions {
         chunk_size: chunk,
         ..WriterOptions::default()

@@ -107,9 +107,15 @@ impl Location {
         })
     }
 
-    /// Opens the location, creating it if absent. With `template`, a new location takes that descriptor's
-    /// identity and chunk-id key (a secondary location of an existing service); otherwise a fresh key.
-    pub async fn open_or_init(
+    /// Creates the location explicitly — when a service is registered, takes its first backup, or
+    /// receives its first copy — or opens it if it already exists. With `template`, a new location
+    /// takes that descriptor's identity and chunk-id key (a secondary location of an existing
+    /// service); otherwise a fresh key.
+    ///
+    /// Writers that expect a location (`wal-push`, a backup or copy of a service that has backups
+    /// there) must use [`Location::open`] instead: a missing descriptor then means a vanished mount
+    /// point, bucket or prefix, and starting a new location there would swallow acknowledged data.
+    pub async fn create(
         region: &Region,
         service: &str,
         engine: &str,
@@ -295,9 +301,25 @@ impl Location {
 
     // ---- manifests ----
 
+    /// Fails with [`FormatError::NoLocation`] when the descriptor is no longer there: the region was
+    /// unmounted, or its bucket or prefix deleted, while this handle was open. Checked before the
+    /// object that acknowledges work (a manifest), so that object never lands outside the location.
+    pub async fn ensure_present(&self) -> Result<(), FormatError> {
+        let key = layout::descriptor(&self.service);
+        match self.region.head(&key).await? {
+            Some(_) => Ok(()),
+            None => Err(FormatError::NoLocation {
+                region: self.region.name().into(),
+                service: self.service.clone(),
+                key,
+            }),
+        }
+    }
+
     /// Commits a backup: the manifest is the last object written, so its presence means "complete".
     pub async fn commit_manifest(&self, manifest: &Manifest) -> Result<(), FormatError> {
         layout::validate_name(&manifest.backup_name)?;
+        self.ensure_present().await?;
         let key = layout::manifest(&self.service, &manifest.backup_name);
         let json = serde_json::to_vec(manifest).map_err(|e| FormatError::Task(e.to_string()))?;
         let sealed = self

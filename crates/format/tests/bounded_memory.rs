@@ -12,9 +12,7 @@ async fn a_file_larger_than_the_memory_limit_round_trips_in_bounded_memory() {
     const LIMIT: u64 = 256 << 20;
     let dir = tempfile::tempdir().unwrap();
     let region = Region::open(&fs_region("home", dir.path()), CancellationToken::new()).unwrap();
-    let loc = Location::open_or_init(&region, "big", "pg", None)
-        .await
-        .unwrap();
+    let loc = Location::create(&region, "big", "pg", None).await.unwrap();
     let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
     let mut src = PatternReader::new(SIZE, 7);
     let entry = writer.write_file("big", 0o600, &mut src).await.unwrap();

@@ -95,7 +95,7 @@ async fn raw_object_ops(r: &Region) {
 }
 
 async fn round_trips_and_commit_last(r: &Region) {
-    let loc = Location::open_or_init(r, SVC, "pg", None).await.unwrap();
+    let loc = Location::create(r, SVC, "pg", None).await.unwrap();
     let w = BackupWriter::new(loc.clone(), opts());
     let cs = 64 * 1024;
     let sizes = [0, 1, cs - 1, cs, cs + 1, 5 * cs + 17];
@@ -162,9 +162,7 @@ async fn round_trips_and_commit_last(r: &Region) {
 }
 
 async fn resumed_upload_skips_durable_chunks(r: &Region) {
-    let loc = Location::open_or_init(r, "resume", "pg", None)
-        .await
-        .unwrap();
+    let loc = Location::create(r, "resume", "pg", None).await.unwrap();
     let d = data(40 * 64 * 1024, 99);
     // First attempt "crashes" after its chunks are durable but before the manifest.
     let w1 = BackupWriter::new(loc.clone(), opts());
@@ -191,9 +189,7 @@ async fn resumed_upload_skips_durable_chunks(r: &Region) {
 }
 
 async fn tamper_and_loss_are_detected(r: &Region) {
-    let loc = Location::open_or_init(r, "tamper", "pg", None)
-        .await
-        .unwrap();
+    let loc = Location::create(r, "tamper", "pg", None).await.unwrap();
     let w = BackupWriter::new(loc.clone(), opts());
     let f = w
         .write_file("x", 0o600, data(4 * 64 * 1024, 5).as_slice())
@@ -280,7 +276,7 @@ async fn wrong_and_missing_keys(cfg: &RegionConfig) {
 }
 
 async fn logs_refuse_overwrite(r: &Region) {
-    let loc = Location::open_or_init(r, SVC, "pg", None).await.unwrap();
+    let loc = Location::create(r, SVC, "pg", None).await.unwrap();
     let seg = Bytes::from(data(100_000, 7));
     let name = "000000010000000000000001";
     assert_eq!(
@@ -359,9 +355,7 @@ async fn unreachable_store_is_a_typed_error_naming_the_region() {
         "{e}"
     );
     assert!(e.to_string().contains("s3-down"), "{e}");
-    let e = Location::open_or_init(&r, SVC, "pg", None)
-        .await
-        .unwrap_err();
+    let e = Location::create(&r, SVC, "pg", None).await.unwrap_err();
     assert!(e.to_string().contains("s3-down"), "{e}");
 }
 

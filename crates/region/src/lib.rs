@@ -8,12 +8,14 @@ mod config;
 mod error;
 pub mod faults;
 mod key;
+mod local;
 mod retry;
 mod store;
 
 pub use config::{FAULTS_OPTION, Provider, RegionConfig, RetryConfig, validate_region_name};
 pub use error::RegionError;
 pub use key::{KeySource, RegionKey};
+pub use local::effective_uid;
 pub use retry::{RetryPolicy, with_backoff};
 pub use store::{ObjectInfo, Region};
 pub use tokio_util::sync::CancellationToken;

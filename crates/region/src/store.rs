@@ -37,6 +37,8 @@ pub struct Region {
     cancel: CancellationToken,
     /// Whether listings come in key order, which resuming a listing after an error relies on.
     ordered_listing: bool,
+    /// The directory of a filesystem region.
+    fs_root: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Region {
@@ -76,10 +78,10 @@ impl Region {
                 std::fs::create_dir_all(&dir).map_err(|e| {
                     invalid(format!("cannot create directory {}: {e}", dir.display()))
                 })?;
-                let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(|e| invalid(e.to_string()))?
-                    .with_automatic_cleanup(true);
-                return Self::from_store(cfg, Arc::new(fs), cancel);
+                let fs = crate::local::open(&dir).map_err(invalid)?;
+                let mut region = Self::from_store(cfg, fs, cancel)?;
+                region.fs_root = Some(dir);
+                return Ok(region);
             }
             "memory" => {
                 let name = url.host_str().unwrap_or("default").to_string();
@@ -151,6 +153,7 @@ impl Region {
             retry: cfg.retry.into(),
             cancel,
             ordered_listing: !cfg.url.starts_with("file:"),
+            fs_root: None,
         })
     }
 
@@ -201,6 +204,7 @@ impl Region {
     fn classify(e: object_store::Error) -> Attempt<object_store::Error> {
         use object_store::Error as E;
         match e {
+            _ if is_denied(&e) => Attempt::Permanent(e),
             E::Generic { .. } | E::JoinError { .. } => Attempt::Transient(e),
             _ => Attempt::Permanent(e),
         }
@@ -231,6 +235,11 @@ impl Region {
                     message: source.to_string(),
                 }
             }
+            e if is_denied(&e) => RegionError::Denied {
+                region,
+                key,
+                message: e.to_string(),
+            },
             e @ (E::Generic { .. } | E::JoinError { .. }) => RegionError::Unavailable {
                 region,
                 key,
@@ -382,6 +391,32 @@ impl Region {
         }
     }
 
+    /// Removes staging files that killed writers left under `prefix` (filesystem regions; object
+    /// stores discard an unfinished upload themselves, or by the bucket's lifecycle rule for
+    /// incomplete multipart uploads). Only files older than `older_than` go: a live writer renames
+    /// its staging file within seconds. Returns how many were removed.
+    pub async fn sweep_staging(
+        &self,
+        prefix: &str,
+        older_than: std::time::Duration,
+    ) -> Result<u64, RegionError> {
+        let Some(root) = &self.fs_root else {
+            return Ok(0);
+        };
+        let dir = root.join(prefix.trim_matches('/'));
+        let swept =
+            tokio::task::spawn_blocking(move || crate::local::sweep_staging(&dir, older_than))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+        swept.map_err(|message| RegionError::Store {
+            region: self.name.clone(),
+            op: "sweep",
+            key: prefix.to_string(),
+            message,
+        })
+    }
+
     /// Lists every object under `prefix` (order unspecified: filesystem regions do not sort). On object
     /// stores, which list in key order, a failed page is retried from the last key seen, so long listings
     /// survive transient errors without buffering the whole listing.
@@ -467,4 +502,24 @@ impl Region {
         })
         .boxed()
     }
+}
+
+/// Whether the store refused for lack of permission: no retry helps, an operator must fix
+/// ownership or modes. Filesystem errors arrive as `Generic` wrapping the `io::Error`.
+fn is_denied(e: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    if matches!(e, E::PermissionDenied { .. } | E::Unauthenticated { .. }) {
+        return true;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            );
+        }
+        source = s.source();
+    }
+    false
 }

@@ -19,25 +19,40 @@ fn same_region(src: &Region, dst: &Region) -> Result<(), CopyError> {
     Ok(())
 }
 
-/// Opens (creating if absent) the secondary location of `src`'s service in `dst`. The new location
-/// takes the source's descriptor and chunk-id key, so chunk ids are equal in every location and a copy
-/// ships only what the destination lacks.
+/// Opens the existing secondary location of `src`'s service in `dst`, for a destination that has
+/// received copies before: if it is gone (an unmounted directory, a deleted bucket) the copy fails
+/// instead of starting a new location there. See [`create_destination`] for the first copy.
+pub async fn open_destination(src: &Location, dst: &Region) -> Result<Location, CopyError> {
+    destination(src, dst, false).await
+}
+
+/// Opens the secondary location of `src`'s service in `dst`, creating it if absent (the first copy
+/// into that region). The new location takes the source's descriptor and chunk-id key, so chunk ids
+/// are equal in every location and a copy ships only what the destination lacks.
 ///
 /// Refused before any byte is written if `dst` has no key or is the source's region.
-pub async fn open_destination(src: &Location, dst: &Region) -> Result<Location, CopyError> {
+pub async fn create_destination(src: &Location, dst: &Region) -> Result<Location, CopyError> {
+    destination(src, dst, true).await
+}
+
+async fn destination(src: &Location, dst: &Region, create: bool) -> Result<Location, CopyError> {
     same_region(src.region(), dst)?;
     if let Err(RegionError::MissingKey { region, env_var }) = dst.key() {
         return Err(CopyError::DestinationKeyMissing { region, env_var });
     }
-    let loc = Location::open_or_init(
-        dst,
-        src.service(),
-        &src.descriptor().engine,
-        Some((src.descriptor(), src.chunk_id_key())),
-    )
-    .await
-    .map_err(|e| match e {
-        // open_or_init reports a differing key as damage; for a copy it is a configuration problem.
+    let opened = if create {
+        Location::create(
+            dst,
+            src.service(),
+            &src.descriptor().engine,
+            Some((src.descriptor(), src.chunk_id_key())),
+        )
+        .await
+    } else {
+        Location::open(dst, src.service()).await
+    };
+    let loc = opened.map_err(|e| match e {
+        // create reports a differing key as damage; for a copy it is a configuration problem.
         btar_format::FormatError::Damaged { .. } if is_key_mismatch(&e) => {
             CopyError::ChunkKeyMismatch {
                 region: dst.name().into(),

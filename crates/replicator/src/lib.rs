@@ -17,9 +17,9 @@ mod progress;
 mod watermark;
 
 pub use backup_copy::copy_backup;
-pub use destination::open_destination;
+pub use destination::{create_destination, open_destination};
 pub use error::CopyError;
-pub use log_copy::{LogCopied, copy_log, copy_logs};
+pub use log_copy::{DamagedLog, LogCopied, copy_log, copy_logs, copy_logs_skipping_damaged};
 pub use progress::{
     CopyOptions, CopyOutcome, CopyPhase, CopyProgress, LogCopyOutcome, LogProgress,
 };

@@ -85,14 +85,46 @@ pub async fn copy_log(
     ship(src, dst, timeline, name).await
 }
 
+/// A source log file that failed verification and was not shipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedLog {
+    pub key: String,
+    pub reason: String,
+}
+
 /// Ships every log file of `src` that `dst` lacks, oldest first, and returns per-timeline gap-free
 /// watermarks of `dst` afterwards. Files already in `dst` are not re-read (`btar verify` checks them).
+/// The first damaged source file fails the run ([`CopyError::SourceDamaged`]).
 pub async fn copy_logs(
     src: &Location,
     dst: &Location,
     opts: &CopyOptions,
     progress: &(dyn Fn(&LogProgress) + Send + Sync),
 ) -> Result<LogCopyOutcome, CopyError> {
+    let (outcome, damaged) = copy_logs_inner(src, dst, opts, progress, false).await?;
+    debug_assert!(damaged.is_empty());
+    Ok(outcome)
+}
+
+/// [`copy_logs`], except that a damaged source file is left out and returned instead of failing
+/// the run: the caller decides whether it matters (a backup's copy needs only its own WAL range).
+/// The watermarks stop before a damaged file, since the destination has a gap there.
+pub async fn copy_logs_skipping_damaged(
+    src: &Location,
+    dst: &Location,
+    opts: &CopyOptions,
+    progress: &(dyn Fn(&LogProgress) + Send + Sync),
+) -> Result<(LogCopyOutcome, Vec<DamagedLog>), CopyError> {
+    copy_logs_inner(src, dst, opts, progress, true).await
+}
+
+async fn copy_logs_inner(
+    src: &Location,
+    dst: &Location,
+    opts: &CopyOptions,
+    progress: &(dyn Fn(&LogProgress) + Send + Sync),
+    skip_damaged: bool,
+) -> Result<(LogCopyOutcome, Vec<DamagedLog>), CopyError> {
     let started = Instant::now();
     check_pair(src, dst)?;
     let mut src_logs: Vec<LogObject> = src.list_logs().try_collect().await?;
@@ -122,16 +154,29 @@ pub async fn copy_logs(
     };
     progress(&p);
     let mut already = logs_total - p.logs_missing;
+    let mut damaged = Vec::new();
     {
         // `buffered`, not `buffer_unordered`: files complete in archive order, so `last` in the
         // progress is a true "shipped up to here".
         let mut ships = futures::stream::iter(missing)
             .map(|o| async move {
-                let r = ship(src, dst, &o.timeline, &o.name).await?;
-                Ok::<_, CopyError>((o, r))
+                match ship(src, dst, &o.timeline, &o.name).await {
+                    Ok(r) => Ok::<_, CopyError>((o, Ok(r))),
+                    Err(CopyError::SourceDamaged { key, reason, .. }) if skip_damaged => {
+                        Ok((o, Err(DamagedLog { key, reason })))
+                    }
+                    Err(e) => Err(e),
+                }
             })
             .buffered(opts.log_parallelism.max(1));
         while let Some((o, r)) = ships.try_next().await? {
+            let r = match r {
+                Ok(r) => r,
+                Err(d) => {
+                    damaged.push(d);
+                    continue;
+                }
+            };
             match r.put {
                 LogPut::Stored => p.logs_copied += 1,
                 LogPut::AlreadyPresent => already += 1,
@@ -143,7 +188,7 @@ pub async fn copy_logs(
             present.insert((o.timeline, o.name));
         }
     }
-    Ok(LogCopyOutcome {
+    let outcome = LogCopyOutcome {
         logs_total,
         logs_copied: p.logs_copied,
         logs_already_present: already,
@@ -151,5 +196,6 @@ pub async fn copy_logs(
         watermarks: watermarks(present, opts.wal_segment_size),
         newest_source_time,
         duration: started.elapsed(),
-    })
+    };
+    Ok((outcome, damaged))
 }

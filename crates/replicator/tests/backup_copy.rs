@@ -10,7 +10,7 @@ use btar_format::seal::{Kind, Sealer};
 use btar_format::verify::verify;
 use btar_format::{Location, layout};
 use btar_region::{CancellationToken, Region};
-use btar_replicator::{CopyError, CopyOptions, copy_backup, open_destination};
+use btar_replicator::{CopyError, CopyOptions, copy_backup, create_destination};
 use btar_testkit::{S3Server, fs_region, memory_region};
 use common::*;
 use futures::TryStreamExt;
@@ -30,12 +30,10 @@ async fn object_count(r: &Region, prefix: &str) -> usize {
 
 /// Writes a backup in `src_region`, copies it to `dst_region`, and checks the copy end to end.
 async fn copy_and_check(src_region: &Region, dst_region: &Region) {
-    let src = Location::open_or_init(src_region, SVC, "pg", None)
-        .await
-        .unwrap();
+    let src = Location::create(src_region, SVC, "pg", None).await.unwrap();
     let fs = files(1);
     let m = write_backup(&src, "b1", &fs).await;
-    let dst = open_destination(&src, dst_region).await.unwrap();
+    let dst = create_destination(&src, dst_region).await.unwrap();
     assert_eq!(dst.chunk_id_key(), src.chunk_id_key());
 
     let phases = std::sync::Mutex::new(Vec::new());
@@ -107,10 +105,10 @@ async fn s3_bucket_to_s3_bucket_and_fs_to_s3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_backup_ships_only_changed_chunks() {
     let s3 = S3Server::start();
-    let src = Location::open_or_init(&open(&s3.region("s3-a", "bucket-a")), SVC, "pg", None)
+    let src = Location::create(&open(&s3.region("s3-a", "bucket-a")), SVC, "pg", None)
         .await
         .unwrap();
-    let dst = open_destination(&src, &open(&s3.region("s3-b", "bucket-b")))
+    let dst = create_destination(&src, &open(&s3.region("s3-b", "bucket-b")))
         .await
         .unwrap();
     let mut fs = files(2);
@@ -150,7 +148,7 @@ async fn second_backup_ships_only_changed_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_copy_leaves_no_manifest_and_resumes() {
     let s3 = S3Server::start();
-    let src = Location::open_or_init(&open(&s3.region("s3-a", "bucket-a")), SVC, "pg", None)
+    let src = Location::create(&open(&s3.region("s3-a", "bucket-a")), SVC, "pg", None)
         .await
         .unwrap();
     let fs = files(3);
@@ -159,7 +157,7 @@ async fn cancelled_copy_leaves_no_manifest_and_resumes() {
 
     let dst_region = open(&s3.region("s3-b", "bucket-b"));
     let kill = CancellationToken::new();
-    let dst = open_destination(&src, &dst_region.with_cancel(kill.clone()))
+    let dst = create_destination(&src, &dst_region.with_cancel(kill.clone()))
         .await
         .unwrap();
     let err = copy_backup(&src, &dst, "b1", &opts(), &|p| {
@@ -200,7 +198,7 @@ async fn cancelled_copy_leaves_no_manifest_and_resumes() {
 async fn tampered_source_chunk_fails_the_copy_and_is_not_shipped() {
     let s3 = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
-    let src = Location::open_or_init(&open(&fs_region("fs-a", dir.path())), SVC, "pg", None)
+    let src = Location::create(&open(&fs_region("fs-a", dir.path())), SVC, "pg", None)
         .await
         .unwrap();
     let m = write_backup(&src, "b1", &files(4)).await;
@@ -212,7 +210,7 @@ async fn tampered_source_chunk_fails_the_copy_and_is_not_shipped() {
     raw[at] ^= 0x01;
     std::fs::write(&path, raw).unwrap();
 
-    let dst = open_destination(&src, &open(&s3.region("s3-b", "bucket-b")))
+    let dst = create_destination(&src, &open(&s3.region("s3-b", "bucket-b")))
         .await
         .unwrap();
     let err = copy_backup(&src, &dst, "b1", &opts(), &|_| {})
@@ -228,7 +226,7 @@ async fn tampered_source_chunk_fails_the_copy_and_is_not_shipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_chunk_in_an_s3_source_is_caught_too() {
     let s3 = S3Server::start();
-    let src = Location::open_or_init(&open(&s3.region("s3-a", "bucket-a")), SVC, "pg", None)
+    let src = Location::create(&open(&s3.region("s3-a", "bucket-a")), SVC, "pg", None)
         .await
         .unwrap();
     let m = write_backup(&src, "b1", &files(5)).await;
@@ -239,7 +237,7 @@ async fn tampered_chunk_in_an_s3_source_is_caught_too() {
     raw[20] ^= 0x80; // inside the nonce
     std::fs::write(&path, raw).unwrap();
 
-    let dst = open_destination(&src, &open(&memory_region("mem-b")))
+    let dst = create_destination(&src, &open(&memory_region("mem-b")))
         .await
         .unwrap();
     let err = copy_backup(&src, &dst, "b1", &opts(), &|_| {})
@@ -254,7 +252,7 @@ async fn tampered_chunk_in_an_s3_source_is_caught_too() {
 async fn keyless_or_same_destination_is_refused_before_any_write() {
     let s3 = S3Server::start();
     let src_cfg = s3.region("s3-a", "bucket-a");
-    let src = Location::open_or_init(&open(&src_cfg), SVC, "pg", None)
+    let src = Location::create(&open(&src_cfg), SVC, "pg", None)
         .await
         .unwrap();
     write_backup(&src, "b1", &files(6)).await;
@@ -262,7 +260,7 @@ async fn keyless_or_same_destination_is_refused_before_any_write() {
     let mut nokey = s3.region("s3-nokey", "bucket-nokey");
     nokey.key = None;
     let nokey = open(&nokey);
-    let err = open_destination(&src, &nokey).await.unwrap_err();
+    let err = create_destination(&src, &nokey).await.unwrap_err();
     assert!(
         matches!(err, CopyError::DestinationKeyMissing { .. }),
         "{err}"
@@ -270,23 +268,23 @@ async fn keyless_or_same_destination_is_refused_before_any_write() {
     assert!(err.to_string().contains("s3-nokey"), "{err}");
     assert_eq!(object_count(&nokey, "").await, 0, "bytes moved");
 
-    let err = open_destination(&src, src.region()).await.unwrap_err();
+    let err = create_destination(&src, src.region()).await.unwrap_err();
     assert!(matches!(err, CopyError::SameRegion { .. }), "{err}");
     let mut alias = src_cfg.clone();
     alias.name = "s3-alias".into();
-    let err = open_destination(&src, &open(&alias)).await.unwrap_err();
+    let err = create_destination(&src, &open(&alias)).await.unwrap_err();
     assert!(matches!(err, CopyError::SameRegion { .. }), "{err}");
 
     // Another name and URL spelling for the same directory: caught by the shared descriptor.
     let dir = tempfile::tempdir().unwrap();
     let fs_cfg = fs_region("fs-a", dir.path());
-    let fs_src = Location::open_or_init(&open(&fs_cfg), SVC, "pg", None)
+    let fs_src = Location::create(&open(&fs_cfg), SVC, "pg", None)
         .await
         .unwrap();
     let mut fs_alias = fs_cfg.clone();
     fs_alias.name = "fs-alias".into();
     fs_alias.url = format!("file://{}/.", dir.path().display());
-    let err = open_destination(&fs_src, &open(&fs_alias))
+    let err = create_destination(&fs_src, &open(&fs_alias))
         .await
         .unwrap_err();
     assert!(
@@ -297,13 +295,13 @@ async fn keyless_or_same_destination_is_refused_before_any_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_by_head_and_by_listing_with_progress() {
-    let src = Location::open_or_init(&open(&memory_region("mem-a")), SVC, "pg", None)
+    let src = Location::create(&open(&memory_region("mem-a")), SVC, "pg", None)
         .await
         .unwrap();
     // Few chunks, so the destination is asked per chunk instead of listed.
     let small = vec![("f".to_string(), data(10 * CHUNK + 3, 7))];
     let m = write_backup(&src, "b0", &small[..1]).await;
-    let dst = open_destination(&src, &open(&memory_region("mem-b")))
+    let dst = create_destination(&src, &open(&memory_region("mem-b")))
         .await
         .unwrap();
     copy_backup(&src, &dst, "b0", &opts(), &|_| {})
@@ -335,4 +333,50 @@ async fn diff_by_head_and_by_listing_with_progress() {
     assert_eq!(seen.load(Ordering::Relaxed), m.chunk_ids().count() as u64);
     assert_eq!(out.chunks_copied, seen.load(Ordering::Relaxed));
     assert_restores(&dst, "b2", &files(7)).await;
+}
+
+/// A destination that received copies and then vanished (its mount point unmounted: the bare
+/// directory below is empty and writable) is not started afresh: opening it fails, and a copy that
+/// was running when it vanished does not commit its manifest outside the real location.
+#[tokio::test]
+async fn a_vanished_destination_is_not_recreated() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mounted = b.path().join("mnt");
+    std::fs::create_dir(&mounted).unwrap();
+    let src = Location::create(&open(&fs_region("fs-a", a.path())), SVC, "pg", None)
+        .await
+        .unwrap();
+    let dst_region = open(&fs_region("fs-b", &mounted));
+    write_backup(&src, "b1", &files(1)).await;
+    let dst = create_destination(&src, &dst_region).await.unwrap();
+    copy_backup(&src, &dst, "b1", &opts(), &|_| {})
+        .await
+        .unwrap();
+    write_backup(&src, "b2", &files(2)).await;
+
+    // "umount": the real location moves away, an empty directory stays at the mount point.
+    std::fs::rename(&mounted, b.path().join("real")).unwrap();
+    std::fs::create_dir(&mounted).unwrap();
+
+    let err = btar_replicator::open_destination(&src, &dst_region)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CopyError::Format(btar_format::FormatError::NoLocation { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("mount point"), "{err}");
+    // The handle opened before the mount vanished: the copy may write chunks, never the manifest.
+    let err = copy_backup(&src, &dst, "b2", &opts(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no btar location"), "{err}");
+    let manifests: Vec<_> = btar_testkit::files_under(&mounted)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".manifest"))
+        .collect();
+    assert!(manifests.is_empty(), "{manifests:?}");
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use btar_format::{Location, LogPut};
-use btar_replicator::{CopyError, CopyOptions, copy_log, copy_logs, open_destination};
+use btar_replicator::{CopyError, CopyOptions, copy_log, copy_logs, create_destination};
 use btar_testkit::{S3Server, fs_region};
 use bytes::Bytes;
 use common::*;
@@ -21,7 +21,7 @@ fn seg(tl: &str, n: u32) -> String {
 async fn ships_logs_and_keeps_a_gap_free_watermark() {
     let s3 = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
-    let src = Location::open_or_init(&open(&s3.region("s3-a", "bucket-a")), SVC, "pg", None)
+    let src = Location::create(&open(&s3.region("s3-a", "bucket-a")), SVC, "pg", None)
         .await
         .unwrap();
     // Timeline 1 lacks segment 4 (a gap); timeline 2 starts at 6 after a promotion.
@@ -46,7 +46,7 @@ async fn ships_logs_and_keeps_a_gap_free_watermark() {
         src.put_log(tl, name, Bytes::from(d.clone())).await.unwrap();
     }
 
-    let dst = open_destination(&src, &open(&fs_region("fs-b", dir.path())))
+    let dst = create_destination(&src, &open(&fs_region("fs-b", dir.path())))
         .await
         .unwrap();
     // Already shipped earlier (e.g. by a wal-push wake-up): identical, so simply counted as present.
@@ -139,10 +139,10 @@ async fn ships_logs_and_keeps_a_gap_free_watermark() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_source_log_is_not_shipped() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let src = Location::open_or_init(&open(&fs_region("fs-a", a.path())), SVC, "pg", None)
+    let src = Location::create(&open(&fs_region("fs-a", a.path())), SVC, "pg", None)
         .await
         .unwrap();
-    let dst = open_destination(&src, &open(&fs_region("fs-b", b.path())))
+    let dst = create_destination(&src, &open(&fs_region("fs-b", b.path())))
         .await
         .unwrap();
     let (good, bad) = (seg(TL1, 1), seg(TL1, 2));

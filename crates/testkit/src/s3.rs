@@ -39,12 +39,11 @@ impl S3Server {
             root,
             _dir: Some(dir),
         };
-        s.spawn();
+        s.spawn(crate::free_port());
         s
     }
 
-    fn spawn(&mut self) {
-        let port = crate::free_port();
+    fn spawn(&mut self, port: u16) {
         let child = Command::new(binary())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
@@ -96,9 +95,10 @@ impl S3Server {
         }
     }
 
+    /// Same port, so region configs made before the outage reach it again.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        self.spawn(self.port);
     }
 
     /// A region config for `bucket` on this server (creating the bucket).

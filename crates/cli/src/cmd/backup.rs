@@ -106,14 +106,36 @@ async fn list(ctx: &Ctx, service: &str) -> anyhow::Result<ExitCode> {
             "{:<22} {:<21} {:>10}  {}",
             "BACKUP", "TIME", "SIZE", "LOCATIONS"
         );
+        if let Some(t) = view.deleted_at {
+            s.insert_str(
+                0,
+                &format!(
+                    "service {service} was deleted at {}; its backups are kept until retention\n",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            );
+        }
+        let until = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map(|t| format!(" until {}", t.format("%Y-%m-%d")))
+                .unwrap_or_default()
+        };
         for b in &view.backups {
-            let locs: Vec<String> = std::iter::once(format!("{}=COMPLETED", b.storage_location))
-                .chain(
-                    b.additional_regions
-                        .iter()
-                        .map(|a| format!("{}={}", a.region, a.status)),
+            let locs: Vec<String> = std::iter::once(format!(
+                "{}={}{}",
+                b.storage_location,
+                b.status,
+                until(b.expires_at)
+            ))
+            .chain(b.additional_regions.iter().map(|a| {
+                format!(
+                    "{}={}{}{}",
+                    a.region,
+                    a.status,
+                    until(a.expires_at),
+                    if a.paused { " (paused)" } else { "" }
                 )
-                .collect();
+            }))
+            .collect();
             s.push_str(&format!(
                 "\n{:<22} {:<21} {:>10}  {}",
                 b.backup_name,
@@ -136,9 +158,29 @@ async fn list(ctx: &Ctx, service: &str) -> anyhow::Result<ExitCode> {
                 t(r.pitr_range_end),
                 r.error
                     .as_ref()
+                    .or(r.pause_reason.as_ref())
                     .map(|e| format!("  ({e})"))
                     .unwrap_or_default()
             ));
+        }
+        let damaged: Vec<String> = view
+            .backups
+            .iter()
+            .flat_map(|b| {
+                let home = b.reason.clone().filter(|_| b.status == "DAMAGED");
+                home.into_iter().chain(
+                    b.additional_regions
+                        .iter()
+                        .filter(|a| a.status == "DAMAGED")
+                        .filter_map(|a| a.reason.clone()),
+                )
+            })
+            .collect();
+        if !damaged.is_empty() {
+            s.push_str("\n\nDamaged backups (not restorable; the others are):");
+            for d in damaged {
+                s.push_str(&format!("\n  {d}"));
+            }
         }
         s
     })?;

@@ -38,8 +38,12 @@ fn parse_state(s: &str) -> Result<JobState, String> {
 /// One line for people: id, state, what went where, bytes.
 pub fn one_line(j: &CopyJob) -> String {
     format!(
-        "copy job {} {:<9} {} {} -> {} {} transferred{}",
+        "copy job {}{} {:<9} {} {} -> {} {} transferred{}",
         j.copy_job_id,
+        j.retry_of
+            .as_ref()
+            .map(|r| format!(" (retry of {r})"))
+            .unwrap_or_default(),
         j.state.as_str(),
         j.backup_name,
         j.source_region,

@@ -34,26 +34,6 @@ impl Ctx {
         Ok(self.cfg.location(service, region, &self.cancel).await?)
     }
 
-    /// Opens the home location of `service` (in `region` when given, for services registered outside
-    /// the config such as forks), creating it on first use.
-    pub async fn home_location(
-        &self,
-        service: &str,
-        region: Option<&str>,
-    ) -> anyhow::Result<Location> {
-        let (cloud, engine) = match region {
-            Some(r) => (r.to_string(), "pg".to_string()),
-            None => {
-                let s = self.cfg.service(Some(service))?;
-                (s.cloud.clone(), s.engine.clone())
-            }
-        };
-        Ok(self
-            .cfg
-            .home_location(service, &cloud, &engine, &self.cancel)
-            .await?)
-    }
-
     /// The control plane: the catalog the config names, opened on demand (wal-push never needs it).
     pub async fn control(&self) -> anyhow::Result<ControlPlane> {
         Ok(ControlPlane::open(self.cfg.clone(), self.cancel.clone()).await?)

@@ -34,7 +34,7 @@ pub struct FetchArgs {
 
 /// restore_command exit code for "the archive could not be read": above 125, so PostgreSQL aborts
 /// recovery instead of taking the error for the end of WAL and promoting too early.
-const FETCH_FAILED: u8 = 127;
+pub const FETCH_FAILED: u8 = 127;
 
 impl PushArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -43,7 +43,13 @@ impl PushArgs {
             (Some(s), Some(_)) => s.clone(),
             _ => ctx.cfg.service(self.service.as_deref())?.name.clone(),
         };
-        let loc = ctx.home_location(&service, self.region.as_deref()).await?;
+        let region = match &self.region {
+            Some(r) => r.clone(),
+            None => ctx.cfg.service(Some(&service))?.cloud.clone(),
+        };
+        // Never creates the location: where it is missing, a mount point or bucket is gone, and
+        // acknowledging the segment would let PostgreSQL recycle WAL the real archive never got.
+        let loc = ctx.location(&service, &region).await?;
         let name = self
             .path
             .file_name()

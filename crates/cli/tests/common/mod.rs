@@ -62,11 +62,31 @@ impl World {
     /// A world with a running cluster archiving WAL into the service's home region.
     pub fn with_cluster(backend: Backend) -> Self {
         let mut w = Self::new(backend);
+        // As an operator would: the service is registered (its location created) before the
+        // database's archive_command starts calling `wal-push`.
+        w.register();
         let archive = format!("{} wal-push --service {SVC} %p", w.btar_prefix());
         let pg = PgCluster::init(&w.dir, "source", Some(&archive));
         w.write_config(&pg.conninfo());
         w.pg = Some(pg);
         w
+    }
+
+    /// Registers the config's service in the catalog, which creates its home location (any command
+    /// that opens the catalog does so on first use; `wal-push` never creates a location).
+    pub fn register(&self) {
+        let out = self.btar(&["service", "get", SVC]);
+        assert!(out.status.success(), "register: {}", describe(&out));
+    }
+
+    /// A fake 16 MiB WAL segment file `name` (bytes `fill`), readable by the database user.
+    pub fn wal_segment(&self, name: &str, fill: u8) -> PathBuf {
+        let p = self.dir.sub("pg_wal").join(name);
+        let mut data = vec![fill; 16 << 20];
+        data[100] = 7;
+        std::fs::write(&p, data).expect("write segment");
+        btar_engine_pg::cluster::hand_over(&p).expect("hand over segment");
+        p
     }
 
     pub fn pg(&self) -> &PgCluster {

@@ -67,6 +67,8 @@ impl From<ControlError> for ApiError {
             ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
             ControlError::Conflict(_) | ControlError::NoAgent(_) => StatusCode::CONFLICT,
             ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+            // Storage an operator must repair (remount, restore the bucket): not the client's fault.
+            ControlError::LocationVanished { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ControlError::Catalog(c) => return c.into(),
             ControlError::Config(c) => config_status(c),
             ControlError::Format(f) => format_status(f),
@@ -140,6 +142,8 @@ fn pg_status(e: &btar_engine_pg::PgError) -> StatusCode {
         P::TargetOutOfWindow { .. } | P::NoBackups { .. } | P::DirNotEmpty(_) => {
             StatusCode::BAD_REQUEST
         }
+        // Only a damaged backup could serve the target: the request is fine, the stored state is not.
+        P::BackupDamaged { .. } => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

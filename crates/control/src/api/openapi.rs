@@ -197,8 +197,53 @@ pub fn document() -> Value {
     })
 }
 
-/// Component schemas; a function of its own to keep each `json!` within the macro recursion limit.
+/// Component schemas; split in functions to keep each `json!` within the macro recursion limit.
 fn schemas() -> Value {
+    let mut all = service_schemas();
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), backup_schemas()) {
+        all.extend(more);
+    }
+    all
+}
+
+/// The backups list (Aiven's shape with btar's per-location status and expiry).
+fn backup_schemas() -> Value {
+    json!({
+        "BackupsView": {"type": "object", "description": "Every backup kept in any location of the service (also after a region is removed or the service deleted), until retention removes it", "properties": {
+            "deleted_at": {"type": "string", "format": "date-time", "description": "Set when the service was deleted"},
+            "backups": {"type": "array", "items": {"type": "object", "properties": {
+                "backup_name": {"type": "string"}, "backup_time": {"type": "string", "format": "date-time"},
+                "data_size": {"type": "integer"}, "storage_location": {"type": "string", "description": "The home region (primary location)"},
+                "status": {"type": "string", "description": "In the primary location: COMPLETED, EXPIRED (copies remain), DAMAGED or UNREACHABLE"},
+                "expires_at": {"type": ["string", "null"], "format": "date-time", "description": "When retention removes it from the primary location; null without a plan or for the newest backup of a location still receiving backups"},
+                "reason": {"type": "string", "description": "Why it is DAMAGED or UNREACHABLE"},
+                "incremental": {"type": "boolean"},
+                "start_lsn": {"type": ["string", "null"]}, "stop_lsn": {"type": ["string", "null"]},
+                "additional_regions": {"type": "array", "items": {"type": "object", "properties": {
+                    "cloud": {"type": "string"}, "region": {"type": "string"},
+                    "paused": {"type": "boolean", "description": "No new copies go here (region removed from additional_backup_regions, or service deleted)"},
+                    "pause_reason": {"type": ["string", "null"]},
+                    "status": {"type": "string", "description": "COMPLETED, PENDING, FAILED, NOT_COPIED, DAMAGED or UNREACHABLE"},
+                    "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                    "reason": {"type": "string"}
+                }}}
+            }}},
+            "pitr": {"type": "object", "properties": {
+                "primary_region": schema("PitrRange"),
+                "additional_regions": {"type": "array", "items": schema("PitrRange")}
+            }}
+        }},
+        "PitrRange": {"type": "object", "properties": {
+            "cloud": {"type": "string"}, "region": {"type": "string"},
+            "pitr_range_start": {"type": ["string", "null"], "format": "date-time"},
+            "pitr_range_end": {"type": ["string", "null"], "format": "date-time"},
+            "paused": {"type": "boolean"}, "pause_reason": {"type": ["string", "null"]},
+            "error": {"type": "string", "description": "Set when the location could not be read"}
+        }}
+    })
+}
+
+fn service_schemas() -> Value {
     json!({
         "Error": {"type": "object", "required": ["message", "errors"], "properties": {
             "message": {"type": "string"},
@@ -237,27 +282,6 @@ fn schemas() -> Value {
             "state": {"type": "string"},
             "fork": {"type": "object", "description": "On a fork's creation: what was restored"}
         }},
-        "BackupsView": {"type": "object", "properties": {
-            "backups": {"type": "array", "items": {"type": "object", "properties": {
-                "backup_name": {"type": "string"}, "backup_time": {"type": "string", "format": "date-time"},
-                "data_size": {"type": "integer"}, "storage_location": {"type": "string"},
-                "incremental": {"type": "boolean"},
-                "additional_regions": {"type": "array", "items": {"type": "object", "properties": {
-                    "cloud": {"type": "string"}, "region": {"type": "string"},
-                    "paused": {"type": "boolean"}, "pause_reason": {"type": ["string", "null"]},
-                    "status": {"type": "string", "description": "COMPLETED, PENDING, FAILED, NOT_COPIED or UNREACHABLE"}
-                }}}
-            }}},
-            "pitr": {"type": "object", "properties": {
-                "primary_region": schema("PitrRange"),
-                "additional_regions": {"type": "array", "items": schema("PitrRange")}
-            }}
-        }},
-        "PitrRange": {"type": "object", "properties": {
-            "cloud": {"type": "string"}, "region": {"type": "string"},
-            "pitr_range_start": {"type": ["string", "null"], "format": "date-time"},
-            "pitr_range_end": {"type": ["string", "null"], "format": "date-time"}
-        }},
         "BackupTaken": {"type": "object", "properties": {
             "service": {"type": "string"}, "region": {"type": "string"}, "backup_name": {"type": "string"},
             "logical_bytes": {"type": "integer"}, "copy_job_ids": {"type": "array", "items": {"type": "string"}}
@@ -292,7 +316,9 @@ fn schemas() -> Value {
             "chunks_total": {"type": ["integer", "null"]}, "chunks_copied": {"type": "integer"},
             "attempts": {"type": "integer"},
             "created_by": {"type": "string", "enum": ["plan", "on-demand", "event"]},
-            "created_by_backup_job_id": {"type": ["string", "null"]}
+            "created_by_backup_job_id": {"type": ["string", "null"]},
+            "next_attempt_at": {"type": ["string", "null"], "format": "date-time", "description": "When a retryable failure is attempted again within this job"},
+            "retry_of": {"type": ["string", "null"], "description": "The final FAILED job this one retries (a failed job is never reopened)"}
         }},
         "Event": {"type": "object", "properties": {
             "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},

@@ -1,0 +1,90 @@
+//! How a location comes to be. A location is created once, explicitly: when the service
+//! is registered, on its first backup, or on the first copy into an additional region. After that a
+//! missing descriptor is an error, never a reason to start over — a vanished mount point, bucket or
+//! prefix must not swallow backups or WAL (DESIGN.md invariant 7). The catalog tells "first" from
+//! "vanished": it indexes every backup and the log watermark of every destination.
+
+use btar_format::{FormatError, Location};
+
+use crate::ControlPlane;
+use crate::error::{ControlError, Result};
+
+impl ControlPlane {
+    /// Creates (or opens) the home location of a service being registered (service create, fork),
+    /// so that its `wal-push` finds it before the first backup.
+    pub async fn create_home_location(
+        &self,
+        service: &str,
+        region: &str,
+        engine: &str,
+    ) -> Result<Location> {
+        let r = self.config().open_region(region, self.cancel_token())?;
+        Ok(Location::create(&r, service, engine, None)
+            .await?
+            .with_compression_level(self.config().storage.compression_level))
+    }
+
+    /// Creates the home location of a service the catalog registers for the first time (from the
+    /// config), so its `wal-push` works before the first backup. Best effort: an unreachable
+    /// region leaves the creation to the first backup.
+    pub(crate) async fn register_location(&self, service: &str, region: &str, engine: &str) {
+        if let Err(e) = self.create_home_location(service, region, engine).await {
+            tracing::warn!(service, region, error = %e,
+                "home location not created yet; the first backup creates it");
+        }
+    }
+
+    /// The home location a backup writes into: created on the service's first backup, required to
+    /// exist once the catalog has indexed a backup there.
+    pub(crate) async fn home_location_for_backup(
+        &self,
+        svc: &btar_catalog::Service,
+    ) -> Result<Location> {
+        match self.location(&svc.name, &svc.cloud).await {
+            Err(ControlError::Format(FormatError::NoLocation { .. })) => {
+                self.refuse_if_known(&svc.name, &svc.cloud).await?;
+                self.create_home_location(&svc.name, &svc.cloud, svc.engine.as_str())
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// The secondary location of `src`'s service in region `dst` for a copy or log shipping:
+    /// created on the first copy, required to exist once backups or logs have been copied there.
+    pub(crate) async fn secondary_location(&self, src: &Location, dst: &str) -> Result<Location> {
+        let region = self.config().open_region(dst, self.cancel_token())?;
+        match btar_replicator::open_destination(src, &region).await {
+            Err(btar_replicator::CopyError::Format(FormatError::NoLocation { .. })) => {
+                self.refuse_if_known(src.service(), dst).await?;
+                Ok(btar_replicator::create_destination(src, &region).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn refuse_if_known(&self, service: &str, region: &str) -> Result<()> {
+        let backups = self
+            .catalog()
+            .list_backups(service, Some(region))
+            .await?
+            .len();
+        let what = if backups > 0 {
+            format!("{backups} backup(s)")
+        } else if self
+            .catalog()
+            .get_watermark(service, region)
+            .await?
+            .is_some()
+        {
+            "shipped WAL".to_string()
+        } else {
+            return Ok(());
+        };
+        Err(ControlError::LocationVanished {
+            region: region.into(),
+            service: service.into(),
+            what,
+        })
+    }
+}
