@@ -21,9 +21,22 @@ use crash_kit::{Dice, archived_segments, crash_repeatedly, running, sigkill, tim
 /// Kills per kind of work; 4 kinds, at least 20 in all.
 const KILLS: usize = 5;
 
-/// Adds a plan with retention to the config and a short copy lease (a killed copy is taken over soon).
+/// A world like `World::with_cluster`'s whose service has a plan with retention (registered with it:
+/// the plan is taken from the config at registration), and a short copy lease so a killed copy is
+/// taken over soon.
 fn crashable_world() -> World {
-    let w = World::with_cluster(Backend::Fs);
+    let mut w = World::new(Backend::Fs);
+    add_plan(&w);
+    w.register();
+    let archive = format!("{} wal-push --service {SVC} %p", w.btar_prefix());
+    let pg = btar_testkit::PgCluster::init(&w.dir, "crash-source", Some(&archive));
+    w.write_config(&pg.conninfo());
+    add_plan(&w);
+    w.pg = Some(pg);
+    w
+}
+
+fn add_plan(w: &World) {
     let mut cfg: toml::Table = std::fs::read_to_string(&w.config).unwrap().parse().unwrap();
     let svc = &mut cfg["service"].as_array_mut().unwrap()[0];
     svc.as_table_mut()
@@ -35,7 +48,6 @@ fn crashable_world() -> World {
          \n[server]\ncopy_lease_seconds = 1\n",
     );
     std::fs::write(&w.config, text).unwrap();
-    w
 }
 
 fn store(w: &World, region: &str) -> std::path::PathBuf {
@@ -67,16 +79,23 @@ fn check(w: &World, after: &str) {
             btar_testkit::describe(&out)
         );
     }
-    // Every backup listed is complete where it is listed.
+    // Every backup listed is held somewhere, and complete wherever it is shown COMPLETED (a copy
+    // stays listed after the primary expired it: kept means visible).
     let listed = w.btar_json(&["backup", "list", SVC]);
     let home = manifests(&store(w, "home"));
     let away = manifests(&store(w, "away"));
     for b in listed["backups"].as_array().unwrap() {
         let name = b["backup_name"].as_str().unwrap();
         assert!(
-            home.contains(name),
-            "after {after}: {name} listed without its manifest"
+            home.contains(name) || away.contains(name),
+            "after {after}: {name} listed but held nowhere: {listed}"
         );
+        if b["status"] == "COMPLETED" {
+            assert!(
+                home.contains(name),
+                "after {after}: {name} shown COMPLETED in home without its manifest: {listed}"
+            );
+        }
         for a in b["additional_regions"].as_array().unwrap() {
             if a["status"] == "COMPLETED" {
                 assert!(
