@@ -22,6 +22,35 @@ fn btar(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// psql over TCP as `postgres`, with or without the password `btar up` generated; never prompts.
+fn psql_tcp(port: u16, password: Option<&str>, sql: &str) -> Result<String, String> {
+    let mut c = Command::new("psql");
+    c.args([
+        "-X",
+        "-w",
+        "-q",
+        "-A",
+        "-t",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+    ])
+    .args(["-d", "postgres", "-p", &port.to_string(), "-c", sql])
+    .env("PGPASSFILE", "/dev/null")
+    .env_remove("PGPASSWORD")
+    .stdin(Stdio::null());
+    if let Some(p) = password {
+        c.env("PGPASSWORD", p);
+    }
+    let out = c.output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(describe(&out))
+    }
+}
+
 fn copied(v: &serde_json::Value) {
     let copies = v["copies"].as_array().unwrap();
     assert_eq!(copies.len(), 1, "{v}");
@@ -56,17 +85,54 @@ fn readme_flow_up_write_backup_copy_report_fork() {
     let d = data.to_str().unwrap();
     let first = btar(&["up", "--dir", d, "--no-serve"]);
     let conninfo = first["postgres"].as_str().unwrap().to_string();
-    let pg = PgCluster::adopt(&data.join("pg"), conninfo_port(&conninfo));
+    let port = conninfo_port(&conninfo);
+    let pg = PgCluster::adopt(&data.join("pg"), port);
     assert!(first["backup"]["backup_name"].is_string(), "{first}");
     copied(&first);
 
-    pg.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('written after up')");
+    // Only the password (TCP) or the server's own OS user (socket) reach the superuser: any local
+    // user could otherwise read the region keys and the API token with pg_read_file.
+    let password = std::fs::read_to_string(data.join("pg-password")).unwrap();
+    let refused = psql_tcp(port, None, "SELECT 1").unwrap_err();
+    assert!(refused.contains("password"), "{refused}");
+    let sql = |q: &str| psql_tcp(port, Some(&password), q).unwrap();
+    assert_eq!(sql("SELECT 1"), "1");
+    let socket = conninfo
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("host="))
+        .unwrap();
+    if btar_engine_pg::cluster::db_user().is_some() {
+        // We are root; the server runs as `postgres`: root is not let in over the socket either.
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-w",
+                "-h",
+                socket,
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", "postgres", "-c", "SELECT 1"])
+            .env("PGPASSFILE", "/dev/null")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "root connected over the socket");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("pg-password")), 0o600);
+
+    sql("CREATE TABLE t (v text); INSERT INTO t VALUES ('written after up')");
     let cfg = data.join("btar.toml");
     let c = cfg.to_str().unwrap();
     let second = btar(&["-c", c, "backup", "create", "demo"]);
     assert_ne!(second["backup_name"], first["backup"]["backup_name"]);
     copied(&second);
-    pg.psql("SELECT pg_switch_wal()");
+    sql("SELECT pg_switch_wal()");
 
     // Again: same cluster, same keys, a new backup that reuses almost every chunk.
     let again = btar(&["up", "--dir", d, "--no-serve"]);
@@ -105,7 +171,10 @@ fn readme_flow_up_write_backup_copy_report_fork() {
         conninfo_port(forked["conninfo"].as_str().unwrap()),
     );
     assert_eq!(forked["cloud"], "local-away", "{forked}");
-    assert_eq!(fork.psql("SELECT v FROM t"), "written after up");
+    assert_eq!(
+        psql_tcp(fork.port, Some(&password), "SELECT v FROM t").unwrap(),
+        "written after up"
+    );
     drop(fork);
 
     // `btar up` serving: the API answers with the token it wrote, and refuses a wrong one.

@@ -36,6 +36,34 @@ pub struct StorageSettings {
     pub parallel_files: usize,
 }
 
+impl StorageSettings {
+    /// Accepted ranges. Chunks are 4 KiB (the writer's floor) to 64 MiB (the largest chunk a reader
+    /// accepts); compression levels are zstd's regular ones.
+    const RANGES: [(&'static str, i64, i64); 4] = [
+        ("compression_level", 1, 22),
+        ("chunk_size_kib", 4, 64 * 1024),
+        ("max_in_flight", 1, 1024),
+        ("parallel_files", 1, 256),
+    ];
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let values = [
+            self.compression_level as i64,
+            i64::try_from(self.chunk_size_kib).unwrap_or(i64::MAX),
+            i64::try_from(self.max_in_flight).unwrap_or(i64::MAX),
+            i64::try_from(self.parallel_files).unwrap_or(i64::MAX),
+        ];
+        for ((name, lo, hi), v) in Self::RANGES.iter().zip(values) {
+            if !(*lo..=*hi).contains(&v) {
+                return Err(ConfigError::Invalid(format!(
+                    "[storage] {name} must be within {lo}..={hi}, not {v}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for StorageSettings {
     fn default() -> Self {
         let w = WriterOptions::default();
@@ -94,6 +122,11 @@ pub struct ServerSettings {
     /// How long a copy worker's claim on a job lasts without a heartbeat: a worker that died gives
     /// its job up after this (heartbeats come every third of it).
     pub copy_lease_seconds: u64,
+    /// Connections the API serves at once; more are answered 503 and closed, so idle or slow clients
+    /// cannot take the file descriptors the replicator needs. Capped at half the open-file limit.
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request's headers, and may stay idle between requests.
+    pub idle_timeout_seconds: u64,
 }
 
 impl Default for ServerSettings {
@@ -104,6 +137,8 @@ impl Default for ServerSettings {
             notify: "127.0.0.1:7481".into(),
             reconcile_seconds: 10,
             copy_lease_seconds: 60,
+            max_connections: 512,
+            idle_timeout_seconds: 30,
         }
     }
 }
@@ -173,6 +208,12 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.storage.validate()?;
+        if self.server.max_connections == 0 || self.server.idle_timeout_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "[server] max_connections and idle_timeout_seconds must be at least 1".into(),
+            ));
+        }
         let mut names = HashSet::new();
         for r in &self.regions {
             r.validate()?;
@@ -337,26 +378,33 @@ impl Config {
         format!("{exe} --config {}", self.path.display())
     }
 
-    /// The catalog URL: configured, or a SQLite file beside the config.
+    /// The catalog URL: configured, or a SQLite file beside the config. A SQLite file is created on
+    /// first use (`mode=rwc`) unless the URL names its own mode.
     pub fn catalog_url(&self) -> String {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        match &self.catalog.url {
-            Some(u) => match u.strip_prefix("sqlite://") {
-                Some(p) if !p.starts_with('/') => {
-                    format!("sqlite://{}?mode=rwc", dir.join(p).display())
-                }
-                _ => u.clone(),
-            },
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                dir.join("btar-catalog.db").display()
-            ),
-        }
+        let u = self
+            .catalog
+            .url
+            .as_deref()
+            .unwrap_or("sqlite://btar-catalog.db");
+        let Some(rest) = u.strip_prefix("sqlite://") else {
+            return u.to_string();
+        };
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let path = dir.join(path); // an absolute path replaces `dir`
+        let query = if query.split('&').any(|kv| kv.starts_with("mode=")) {
+            query.to_string()
+        } else if query.is_empty() {
+            "mode=rwc".to_string()
+        } else {
+            format!("{query}&mode=rwc")
+        };
+        format!("sqlite://{}?{query}", path.display())
     }
 
     pub fn writer_options(&self) -> WriterOptions {
         WriterOptions {
-            chunk_size: self.storage.chunk_size_kib * 1024,
+            chunk_size: self.storage.chunk_size_kib.saturating_mul(1024),
             max_in_flight: self.storage.max_in_flight,
         }
     }
@@ -385,6 +433,71 @@ mod tests {
             "{err}"
         );
         assert!(parse("allow_cross_provider = true\n").is_ok());
+    }
+
+    #[test]
+    fn storage_settings_out_of_range_are_refused() {
+        let storage = |kv: &str| format!("allow_cross_provider = true\n\n[storage]\n{kv}\n");
+        assert!(parse(&storage("chunk_size_kib = 1024")).is_ok());
+        // 2^54 KiB: `* 1024` used to wrap to 0, which the writer clamped to its 4 KiB minimum.
+        let err = parse(&storage("chunk_size_kib = 18014398509481984"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("chunk_size_kib") && err.contains("4..=65536"),
+            "{err}"
+        );
+        for bad in [
+            "chunk_size_kib = 0",
+            "compression_level = 0",
+            "compression_level = 23",
+            "max_in_flight = 0",
+            "parallel_files = 0",
+            "parallel_files = 100000",
+        ] {
+            let err = parse(&storage(bad)).unwrap_err().to_string();
+            let name = bad.split(' ').next().unwrap_or_default();
+            assert!(err.contains(name), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn sqlite_catalog_urls_create_the_file() {
+        let mut cfg = Config {
+            path: PathBuf::from("/etc/btar/btar.toml"),
+            ..Default::default()
+        };
+        assert_eq!(
+            cfg.catalog_url(),
+            "sqlite:///etc/btar/btar-catalog.db?mode=rwc"
+        );
+        cfg.catalog.url = Some("sqlite://cat.db".into());
+        assert_eq!(cfg.catalog_url(), "sqlite:///etc/btar/cat.db?mode=rwc");
+        cfg.catalog.url = Some("sqlite:///var/lib/btar/cat.db".into());
+        assert_eq!(cfg.catalog_url(), "sqlite:///var/lib/btar/cat.db?mode=rwc");
+        cfg.catalog.url = Some("sqlite:///v/cat.db?mode=ro".into());
+        assert_eq!(cfg.catalog_url(), "sqlite:///v/cat.db?mode=ro");
+        cfg.catalog.url = Some("postgres://u@h/db".into());
+        assert_eq!(cfg.catalog_url(), "postgres://u@h/db");
+    }
+
+    /// The first use of an absolute SQLite URL creates the catalog (it used to fail: no such file).
+    #[tokio::test]
+    async fn absolute_sqlite_catalog_opens_on_first_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sub-less.db");
+        let cfg = Config {
+            path: PathBuf::from("/nonexistent/btar.toml"),
+            catalog: CatalogSettings {
+                url: Some(format!("sqlite://{}", db.display())),
+            },
+            ..Default::default()
+        };
+        let catalog = btar_catalog::Catalog::open(&cfg.catalog_url())
+            .await
+            .unwrap();
+        catalog.close().await;
+        assert!(db.exists());
     }
 
     #[test]

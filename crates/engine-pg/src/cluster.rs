@@ -39,6 +39,32 @@ pub fn bin_dir(explicit: Option<&str>) -> Result<PathBuf, PgError> {
         })
 }
 
+/// `/etc/passwd` entries as their fields.
+fn passwd_entries() -> Vec<Vec<String>> {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(':').map(str::to_string).collect())
+        .collect()
+}
+
+/// The name of the OS user this process runs as (effective uid).
+pub fn current_user() -> Option<String> {
+    let uid = btar_region::effective_uid()?.to_string();
+    passwd_entries()
+        .into_iter()
+        .find(|f| f.get(2) == Some(&uid))
+        .and_then(|f| f.into_iter().next())
+}
+
+/// The home directory of an OS user.
+pub fn home_dir(user: &str) -> Option<String> {
+    passwd_entries()
+        .into_iter()
+        .find(|f| f.first().map(String::as_str) == Some(user))
+        .and_then(|f| f.get(5).cloned())
+}
+
 /// `(name, uid, gid)` of the user PostgreSQL must run as, when btar itself runs as root.
 pub fn db_user() -> Option<(String, u32, u32)> {
     if btar_region::effective_uid()? != 0 {
@@ -116,17 +142,34 @@ pub fn stop(bin: &Path, data_dir: &Path, mode: &str) -> Result<(), PgError> {
     run(c, "pg_ctl stop").map(|_| ())
 }
 
-/// The last lines of a server log that explain a failure (FATAL/PANIC/ERROR lines first).
+/// The last lines of a server log that explain a failure (FATAL/PANIC/ERROR lines first). btar's
+/// own reports come first: `wal-fetch` runs as restore_command and writes its reason (`error: …`) to
+/// the server's stderr, i.e. this log, while PostgreSQL words its exit code 127 as "command not
+/// found" — which would send the reader looking for a missing binary.
 pub fn log_excerpt(log_file: &Path) -> String {
     let text = std::fs::read_to_string(log_file).unwrap_or_default();
-    let important: Vec<&str> = text
+    let btar: Vec<&str> = text.lines().filter(|l| l.starts_with("error: ")).collect();
+    let rest: Vec<&str> = text
         .lines()
+        .filter(|l| !l.starts_with("error: "))
+        .filter(|l| btar.is_empty() || !l.contains("command not found"))
+        .collect();
+    let important: Vec<&str> = rest
+        .iter()
+        .copied()
         .filter(|l| l.contains("FATAL") || l.contains("PANIC") || l.contains("ERROR"))
         .collect();
-    let lines: Vec<&str> = if important.is_empty() {
-        text.lines().collect()
+    let lines = if important.is_empty() {
+        rest
     } else {
         important
     };
-    lines[lines.len().saturating_sub(5)..].join(" | ")
+    let server = lines[lines.len().saturating_sub(5)..].join(" | ");
+    if btar.is_empty() {
+        return server;
+    }
+    format!(
+        "btar: {} | server log: {server}",
+        btar[btar.len().saturating_sub(3)..].join(" | ")
+    )
 }

@@ -86,6 +86,13 @@ pub enum PgError {
 
     #[error("restored PostgreSQL did not reach its target: {0}")]
     Recovery(String),
+
+    /// A restore that failed after writing into its data directory, and what became of that.
+    #[error("{failure}; {cleanup}")]
+    RestoreFailed {
+        failure: Box<PgError>,
+        cleanup: String,
+    },
 }
 
 impl From<btar_region::RegionError> for PgError {

@@ -343,11 +343,16 @@ fn recovery_settings(opts: &RestoreOptions) -> Vec<(String, String)> {
     s
 }
 
+/// The server log a restore leaves in its data directory. A failed restore keeps only this file, and
+/// a directory holding only it counts as empty, so the same command can simply be run again.
+pub const RESTORE_LOG: &str = "btar-restore.log";
+
 async fn prepare_dir(dir: &Path) -> Result<(), PgError> {
     use std::os::unix::fs::PermissionsExt;
     match std::fs::read_dir(dir) {
-        Ok(mut it) => {
-            if it.next().is_some() {
+        Ok(it) => {
+            let mut names = it.flatten().map(|e| e.file_name());
+            if names.any(|n| n != RESTORE_LOG) {
                 return Err(PgError::DirNotEmpty(dir.display().to_string()));
             }
         }
@@ -360,7 +365,34 @@ async fn prepare_dir(dir: &Path) -> Result<(), PgError> {
         .map_err(|e| PgError::io("chmod", dir.display(), e))
 }
 
-/// Restores a backup into `opts.data_dir` and, with `opts.start`, recovers it to the target.
+/// Undoes a failed restore: stops a server it may have left running, then removes everything it
+/// wrote except the server log. Only called after `prepare_dir` accepted the directory (created by
+/// btar, or empty), so nothing of the user's is touched.
+fn clean_failed(opts: &RestoreOptions) -> Result<(), String> {
+    let dir = &opts.data_dir;
+    if dir.join("postmaster.pid").exists()
+        && let Ok(bin) = cluster::bin_dir(opts.bin_dir.as_deref())
+    {
+        let _ = cluster::stop(&bin, dir, "immediate");
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+    for entry in entries.flatten() {
+        if entry.file_name() == RESTORE_LOG {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Restores a backup into `opts.data_dir` and, with `opts.start`, recovers it to the target. On
+/// failure the directory is left empty but for the server log (see [`RESTORE_LOG`]).
 pub async fn run(
     loc: &Location,
     opts: &RestoreOptions,
@@ -385,10 +417,35 @@ pub async fn run(
             "restoring from an older backup: a newer one is damaged");
     }
     prepare_dir(&opts.data_dir).await?;
+    let e = match fill_and_start(loc, opts, &manifest, skipped, on_total, progress).await {
+        Ok(outcome) => return Ok(outcome),
+        Err(e) => e,
+    };
+    let dir = opts.data_dir.display();
+    let cleanup = match clean_failed(opts) {
+        Ok(()) => format!(
+            "removed the restored files from {dir} (kept {RESTORE_LOG}); the same command can be run again"
+        ),
+        Err(why) => format!("could not clean {dir} ({why}); remove it before retrying"),
+    };
+    Err(PgError::RestoreFailed {
+        failure: Box::new(e),
+        cleanup,
+    })
+}
+
+async fn fill_and_start(
+    loc: &Location,
+    opts: &RestoreOptions,
+    manifest: &Manifest,
+    skipped: Vec<DamagedBackup>,
+    on_total: &(dyn Fn(u64) + Send + Sync),
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<RestoreOutcome, PgError> {
     on_total(manifest.stats.logical_bytes);
     let reader = FileReader::new(loc.clone(), 16);
     let bytes = reader
-        .restore_tree(&manifest, &opts.data_dir, opts.parallel, progress)
+        .restore_tree(manifest, &opts.data_dir, opts.parallel, progress)
         .await?;
 
     let mut conf = String::from("\n# --- added by btar restore ---\n");
@@ -423,12 +480,16 @@ pub async fn run(
 
 async fn start_and_promote(opts: &RestoreOptions) -> Result<Reached, PgError> {
     let bin = cluster::bin_dir(opts.bin_dir.as_deref())?;
-    let log = opts.data_dir.join("btar-restore.log");
+    let log = opts.data_dir.join(RESTORE_LOG);
     let (bin2, dir2, log2) = (bin.clone(), opts.data_dir.clone(), log.clone());
     tokio::task::spawn_blocking(move || cluster::start(&bin2, &dir2, &log2))
         .await
         .map_err(|e| PgError::Recovery(e.to_string()))?
         .map_err(|e| {
+            let e = match e {
+                PgError::Recovery(m) => m,
+                other => other.to_string(),
+            };
             PgError::Recovery(format!("{e}; server log: {}", cluster::log_excerpt(&log)))
         })?;
     let port = opts

@@ -169,6 +169,21 @@ impl RegionConfig {
         if url.scheme() == "file" && url.path().len() <= 1 {
             return Err(self.invalid("file:// url needs a directory path"));
         }
+        // Filesystem and memory stores take no builder options: an ignored option (a misplaced
+        // endpoint, a typo meant for another region) would silently change nothing.
+        if matches!(url.scheme(), "file" | "memory") {
+            let opts = self.effective_options();
+            if !opts.is_empty() {
+                return Err(self.invalid(format!(
+                    "{}:// regions take no options (got: {})",
+                    url.scheme(),
+                    opts.keys()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
         if matches!(url.scheme(), "s3" | "s3a" | "gs" | "az" | "azure") && url.host_str().is_none()
         {
             return Err(self.invalid("url needs a bucket or container name"));
@@ -283,6 +298,25 @@ mod tests {
         c.options.insert(FAULTS_OPTION.into(), "rate=5".into());
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("rate") && e.contains("`r-faults`"), "{e}");
+        // btar's own option is not a store option: a filesystem region takes it.
+        let mut f = cfg("local-f", "local", "file:///tmp/x");
+        f.options.insert(FAULTS_OPTION.into(), "rate=0.1".into());
+        assert!(f.validate().is_ok());
+    }
+
+    #[test]
+    fn options_on_filesystem_regions_are_refused() {
+        let mut c = cfg("local-a", "local", "file:///tmp/x");
+        c.options
+            .insert("aws_endpoint".into(), "http://127.0.0.1:9000".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("take no options") && e.contains("aws_endpoint"),
+            "{e}"
+        );
+        let mut m = cfg("mem-a", "local", "memory://m");
+        m.options.insert("x".into(), "y".into());
+        assert!(m.validate().is_err());
     }
 
     #[test]

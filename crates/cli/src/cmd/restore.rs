@@ -33,7 +33,8 @@ pub struct RestoreArgs {
     /// Start PostgreSQL, wait for promotion and report the point reached.
     #[arg(long)]
     start: bool,
-    /// Port for the restored server.
+    /// Port for the restored server (with --start: a free one by default; the backup's own port is
+    /// usually the running source's).
     #[arg(long)]
     port: Option<u16>,
     /// Extra postgresql.conf settings for the restored server, `key=value` (repeatable).
@@ -122,7 +123,17 @@ impl RestoreArgs {
         let region = loc.region().name().to_string();
         let me = ctx.cfg.self_command();
         let mut settings = self.settings.clone();
-        if let Some(p) = self.port {
+        let port = match self.port {
+            Some(p) => Some(p),
+            None if self.start && !settings.iter().any(|(k, _)| k == "port") => Some(
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .context("no free port for the restored server")?
+                    .port(),
+            ),
+            None => None,
+        };
+        if let Some(p) = port {
             settings.push(("port".into(), p.to_string()));
         }
         let opts = RestoreOptions {
@@ -156,6 +167,7 @@ impl RestoreArgs {
         let secs = t.elapsed().as_secs_f64();
         let json = serde_json::json!({
             "restore": outcome,
+            "port": port,
             "seconds": secs,
             "mb_per_s": outcome.bytes as f64 / 1e6 / secs.max(1e-9),
         });
@@ -170,7 +182,8 @@ impl RestoreArgs {
             );
             if let Some(r) = &outcome.reached {
                 s.push_str(&format!(
-                    "\npromoted on timeline {} at LSN {}; last replayed commit {}",
+                    "\npromoted on port {} on timeline {} at LSN {}; last replayed commit {}",
+                    port.map(|p| p.to_string()).unwrap_or_default(),
                     r.timeline,
                     r.lsn,
                     r.last_commit_time

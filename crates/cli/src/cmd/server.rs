@@ -40,21 +40,30 @@ pub fn resolve_token(source: &str) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// Serves the API on `listen` and runs `roles` until Ctrl-C.
+/// Binds the API's address, saying what to do when it is taken.
+pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {listen} (another btar?); choose another address with --listen"
+            )
+        })
+}
+
+/// Serves the API on `listener` and runs `roles` until Ctrl-C or SIGTERM.
 pub async fn serve(
     ctx: &Ctx,
     cp: ControlPlane,
-    listen: &str,
+    listener: tokio::net::TcpListener,
     roles: Roles,
     announce: impl FnOnce(&str, &str) -> String,
 ) -> anyhow::Result<ExitCode> {
+    btar_control::api::raise_fd_limit();
     let (token, generated) = match &ctx.cfg.server.token {
         Some(src) => (resolve_token(src)?, false),
         None => (hex::encode(rand::random::<[u8; 24]>()), true),
     };
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = format!("http://{}", listener.local_addr()?);
     // The source is shown (a file or variable name is no secret), never a literal token.
     let source = ctx.cfg.server.token.as_deref().unwrap_or_default();
@@ -78,14 +87,15 @@ pub async fn serve(
 
 impl ServerArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let cp = ctx.control().await?;
         let listen = self.listen.unwrap_or_else(|| ctx.cfg.server.listen.clone());
+        let listener = bind(&listen).await?;
+        let cp = ctx.control().await?;
         let roles = Roles {
             replicator: !self.no_replicator,
             scheduler: !self.no_scheduler,
             workers: self.workers,
         };
-        serve(ctx, cp, &listen, roles, |addr, token| {
+        serve(ctx, cp, listener, roles, |addr, token| {
             format!(
                 "btar server: API {addr}/v1, console {addr}/, metrics {addr}/metrics; token {token}"
             )

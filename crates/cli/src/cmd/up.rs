@@ -25,38 +25,92 @@ pub struct UpArgs {
     /// Set up only; take no backup.
     #[arg(long)]
     no_backup: bool,
-    /// Exit after the first backup and copy instead of serving the API and running the replicator.
+    /// Exit after the first backup and copy instead of serving the API and running the replicator;
+    /// the local PostgreSQL keeps running.
     #[arg(long)]
     no_serve: bool,
+    /// Address of the API and console (default: the config's; a new config takes 127.0.0.1:7480, or
+    /// a free port when that is taken).
+    #[arg(long)]
+    listen: Option<String>,
 }
 
 impl UpArgs {
     pub async fn run(self, out: Out, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
+        create_private_dir(&self.dir)?;
         let dir = std::fs::canonicalize(&self.dir)?;
-        if let Some(code) = reexec_as_db_user(&dir)? {
+        if let Some(code) = reexec_as_db_user(&dir, &cancel).await? {
             return Ok(code);
         }
         let cfg_path = dir.join("btar.toml");
         if !cfg_path.exists() {
-            let port = free_port()?;
-            write_config(&dir, &cfg_path, port)?;
+            write_config(&dir, &cfg_path, self.listen.as_deref())?;
         }
         let cfg = Config::load(&cfg_path)?;
+        // The API's address is taken before anything starts, so a busy port fails at once instead
+        // of after initdb and the first backup.
+        let listener = if self.no_serve {
+            None
+        } else {
+            let listen = self.listen.as_deref().unwrap_or(&cfg.server.listen);
+            Some(super::server::bind(listen).await?)
+        };
         let svc = cfg.service(None)?.clone();
         let pg_dir = dir.join("pg");
-        ensure_cluster(&cfg, &svc.name, &cfg_path, &pg_dir)?;
+        let started = ensure_cluster(&cfg, &svc.name, &cfg_path, &dir)?;
         let ctx = Ctx { cfg, out, cancel };
+        let Some(listener) = listener else {
+            return self.first_backup(&ctx, &svc, &cfg_path).await;
+        };
+        let forks_before = running_forks(&dir);
+        let result = async {
+            self.first_backup(&ctx, &svc, &cfg_path).await?;
+            let cp = ctx.control().await?;
+            super::server::serve(&ctx, cp, listener, Roles::default(), |addr, token| {
+                format!(
+                    "serving: API {addr}/v1 (Authorization: Bearer {token}), console {addr}/, \
+                     metrics {addr}/metrics; WAL is shipped to `{AWAY}` as it is archived. Ctrl-C stops."
+                )
+            })
+            .await
+        }
+        .await;
+        // Ctrl-C, SIGTERM or a failure: stop what this run started, not what was running before.
+        let stopping: Vec<PathBuf> = started
+            .then(|| pg_dir.clone())
+            .into_iter()
+            .chain(
+                running_forks(&dir)
+                    .into_iter()
+                    .filter(|f| !forks_before.contains(f)),
+            )
+            .collect();
+        for data_dir in stopping {
+            if let Err(e) = stop_cluster(&svc, &data_dir) {
+                eprintln!(
+                    "warning: could not stop PostgreSQL in {}: {e:#}",
+                    data_dir.display()
+                );
+            }
+        }
+        result
+    }
 
+    async fn first_backup(
+        &self,
+        ctx: &Ctx,
+        svc: &btar_control::ServiceConfig,
+        cfg_path: &Path,
+    ) -> anyhow::Result<ExitCode> {
         let mut report = serde_json::json!({
             "config": cfg_path,
             "service": svc.name,
             "postgres": svc.pg.as_ref().map(|p| p.conninfo.clone()),
+            "password_file": cfg_path.with_file_name(PASSWORD_FILE),
             "regions": [svc.cloud.clone(), svc.additional_backup_regions.clone()],
         });
         if !self.no_backup {
-            let (created, copies) = super::backup::take(&ctx, &svc.name, true).await?;
+            let (created, copies) = super::backup::take(ctx, &svc.name, true).await?;
             report["backup"] = serde_json::to_value(&created)?;
             report["copies"] = serde_json::to_value(&copies)?;
         }
@@ -64,8 +118,12 @@ impl UpArgs {
         ctx.out.emit(&report, || {
             let conninfo = svc.pg.as_ref().map(|p| p.conninfo.as_str()).unwrap_or("");
             let mut s = format!(
-                "btar is up: service `{}` (PostgreSQL: {conninfo}), primary region `{}`, secondary {:?}\n",
-                svc.name, svc.cloud, svc.additional_backup_regions
+                "btar is up: service `{}` (PostgreSQL: {conninfo}; over TCP as `postgres` with the \
+                 password in {}), primary region `{}`, secondary {:?}\n",
+                svc.name,
+                cfg_path.with_file_name(PASSWORD_FILE).display(),
+                svc.cloud,
+                svc.additional_backup_regions
             );
             if let Some(b) = report.get("backup") {
                 s.push_str(&format!(
@@ -93,25 +151,50 @@ impl UpArgs {
             ));
             s
         })?;
-        if self.no_serve {
-            return Ok(ExitCode::SUCCESS);
-        }
-        let cp = ctx.control().await?;
-        let listen = ctx.cfg.server.listen.clone();
-        super::server::serve(&ctx, cp, &listen, Roles::default(), |addr, token| {
-            format!(
-                "serving: API {addr}/v1 (Authorization: Bearer {token}), console {addr}/, \
-                 metrics {addr}/metrics; WAL is shipped to `{AWAY}` as it is archived. Ctrl-C stops."
-            )
-        })
-        .await
+        Ok(ExitCode::SUCCESS)
     }
 }
 
+/// Creates `dir` readable by its owner only (it holds the region keys, the API token and the
+/// database password); an existing directory keeps its mode.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Data directories of forks under `dir/forks` whose server is running.
+fn running_forks(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir.join("forks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("postmaster.pid").exists())
+        .collect()
+}
+
+fn stop_cluster(svc: &btar_control::ServiceConfig, data_dir: &Path) -> anyhow::Result<()> {
+    let bin = cluster::bin_dir(svc.pg.as_ref().and_then(|p| p.bin_dir.as_deref()))?;
+    cluster::stop(&bin, data_dir, "fast")?;
+    Ok(())
+}
+
 /// PostgreSQL will not run as root, and its archive_command (btar) runs as its user; so when we are
-/// root, everything under `dir` belongs to that user and btar up runs as it.
-fn reexec_as_db_user(dir: &Path) -> anyhow::Result<Option<ExitCode>> {
-    let Some((user, _, _)) = cluster::db_user() else {
+/// root, everything under `dir` belongs to that user and btar up runs as it. `setpriv` execs btar
+/// directly (runuser would SIGKILL it two seconds after a Ctrl-C, before it has stopped PostgreSQL),
+/// and a SIGTERM sent to this process is passed on.
+async fn reexec_as_db_user(
+    dir: &Path,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Option<ExitCode>> {
+    let Some((user, uid, gid)) = cluster::db_user() else {
         return Ok(None);
     };
     cluster::hand_over(dir)?;
@@ -128,19 +211,47 @@ fn reexec_as_db_user(dir: &Path) -> anyhow::Result<Option<ExitCode>> {
     }
     let exe = std::env::current_exe()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let status = std::process::Command::new("runuser")
-        .args(["-u", &user, "--"])
+    let home = cluster::home_dir(&user).unwrap_or_else(|| "/".into());
+    let mut child = tokio::process::Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--init-groups")
+        .arg("--")
         .arg(exe)
         .args(args)
-        .status()
-        .context("re-running btar up as the database user")?;
+        .env("USER", &user)
+        .env("LOGNAME", &user)
+        .env("HOME", home)
+        .spawn()
+        .context("re-running btar up as the database user (setpriv)")?;
+    let status = tokio::select! {
+        status = child.wait() => status?,
+        _ = cancel.cancelled() => {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            child.wait().await?
+        }
+    };
     Ok(Some(ExitCode::from(status.code().unwrap_or(1) as u8)))
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// `preferred` when it is free, else a free port (both on loopback).
+fn port_or_free(preferred: u16, udp: bool) -> anyhow::Result<u16> {
+    let free = |port: u16| -> std::io::Result<u16> {
+        Ok(if udp {
+            std::net::UdpSocket::bind(("127.0.0.1", port))?
+                .local_addr()?
+                .port()
+        } else {
+            std::net::TcpListener::bind(("127.0.0.1", port))?
+                .local_addr()?
+                .port()
+        })
+    };
+    Ok(free(preferred).or_else(|_| free(0))?)
 }
 
 fn write_key(path: &Path) -> anyhow::Result<()> {
@@ -161,7 +272,21 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_config(dir: &Path, cfg_path: &Path, port: u16) -> anyhow::Result<()> {
+/// The superuser's password for TCP connections (scram-sha-256), beside the config, mode 0600.
+const PASSWORD_FILE: &str = "pg-password";
+
+/// Where the cluster's socket lives: inside `dir` when the path fits a socket address (107 bytes
+/// with `/.s.PGSQL.NNNNN`), else /tmp. Either way only the server's user may connect to it.
+fn socket_dir(dir: &Path) -> PathBuf {
+    let run = dir.join("run");
+    if run.as_os_str().len() + 16 < 100 {
+        run
+    } else {
+        PathBuf::from("/tmp")
+    }
+}
+
+fn write_config(dir: &Path, cfg_path: &Path, listen: Option<&str>) -> anyhow::Result<()> {
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys)?;
     let mut regions = String::new();
@@ -180,44 +305,84 @@ fn write_config(dir: &Path, cfg_path: &Path, port: u16) -> anyhow::Result<()> {
     if !token.exists() {
         write_secret(&token, &hex::encode(rand::random::<[u8; 24]>()))?;
     }
+    let listen = match listen {
+        Some(l) => l.to_string(),
+        None => format!("127.0.0.1:{}", port_or_free(7480, false)?),
+    };
+    let notify = format!("127.0.0.1:{}", port_or_free(7481, true)?);
+    let port = port_or_free(0, false)?;
     let text = format!(
         "# Written by `btar up`: the embedded default. Edit freely.\n\n\
-         [server]\nlisten = \"127.0.0.1:7480\"\nnotify = \"127.0.0.1:7481\"\ntoken = \"file:{}\"\n\n\
+         [server]\nlisten = \"{listen}\"\nnotify = \"{notify}\"\ntoken = \"file:{}\"\n\n\
          [[plan]]\nname = \"daily\"\nschedule = \"0 3 * * *\"\nretention_days = 7\nsecondary_retention_days = 30\n\n\
          {regions}\
          [[service]]\nname = \"{SERVICE}\"\nengine = \"pg\"\ncloud = \"{HOME}\"\nplan = \"daily\"\n\
          additional_backup_regions = [\"{AWAY}\"]\n\
-         pg = {{ conninfo = \"host=127.0.0.1 port={port} user=postgres dbname=postgres\", data_dir = \"{}\" }}\n",
+         pg = {{ conninfo = \"host={} port={port} user=postgres dbname=postgres\", data_dir = \"{}\" }}\n",
         token.display(),
+        socket_dir(dir).display(),
         dir.join("pg").display()
     );
     std::fs::write(cfg_path, text).with_context(|| format!("writing {}", cfg_path.display()))
 }
 
+/// Client authentication of the embedded cluster. Any local user could otherwise connect as the
+/// superuser and read the region keys and the API token with pg_read_file: the socket admits only
+/// the OS user the server runs as (peer, mapped to `postgres`), TCP needs the generated password.
+fn write_auth(pg_dir: &Path, os_user: &str) -> anyhow::Result<()> {
+    std::fs::write(
+        pg_dir.join("pg_hba.conf"),
+        "# Written by `btar up`.\n\
+         local all         all                peer map=btar\n\
+         local replication all                peer map=btar\n\
+         host  all         all  127.0.0.1/32  scram-sha-256\n\
+         host  replication all  127.0.0.1/32  scram-sha-256\n",
+    )?;
+    std::fs::write(
+        pg_dir.join("pg_ident.conf"),
+        format!(
+            "# Written by `btar up`: the server's OS user may connect as postgres.\nbtar {os_user} postgres\n"
+        ),
+    )?;
+    Ok(())
+}
+
 /// Creates (initdb) and starts the local cluster the config points at, unless it already runs.
+/// Returns whether this call started it.
 fn ensure_cluster(
     cfg: &Config,
     service: &str,
     cfg_path: &Path,
-    pg_dir: &Path,
-) -> anyhow::Result<()> {
+    dir: &Path,
+) -> anyhow::Result<bool> {
+    let pg_dir = dir.join("pg");
     let svc = cfg.service(Some(service))?;
-    let Some(pg) = &svc.pg else { return Ok(()) };
+    let Some(pg) = &svc.pg else { return Ok(false) };
     if pg.data_dir.as_deref() != Some(pg_dir.to_str().unwrap_or_default()) {
-        return Ok(()); // a cluster the user configured: theirs to run
+        return Ok(false); // a cluster the user configured: theirs to run
     }
     let bin = cluster::bin_dir(pg.bin_dir.as_deref())?;
-    let port = pg
-        .conninfo
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("port="))
-        .unwrap_or("5432")
-        .to_string();
+    let setting = |key: &str| {
+        pg.conninfo
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key).map(str::to_string))
+    };
+    let port = setting("port=").unwrap_or_else(|| "5432".into());
+    let socket = setting("host=")
+        .filter(|h| h.starts_with('/'))
+        .unwrap_or_else(|| "/tmp".into());
     if !pg_dir.join("PG_VERSION").exists() {
+        let os_user = cluster::current_user().context("cannot tell which OS user this is")?;
+        let password = cfg_path.with_file_name(PASSWORD_FILE);
+        if !password.exists() {
+            write_secret(&password, &hex::encode(rand::random::<[u8; 24]>()))?;
+        }
         let out = cluster::command(&bin, "initdb")
             .arg("-D")
-            .arg(pg_dir)
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8"])
+            .arg(&pg_dir)
+            .args(["--auth-local=peer", "--auth-host=scram-sha-256"])
+            .arg(format!("--pwfile={}", password.display()))
+            .args(["-U", "postgres", "-E", "UTF8"])
             .output()?;
         if !out.status.success() {
             bail!(
@@ -225,6 +390,7 @@ fn ensure_cluster(
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
+        write_auth(&pg_dir, &os_user)?;
         let exe = std::env::current_exe()?;
         let archive = format!(
             "{} --config {} wal-push --service {service} %p",
@@ -233,7 +399,8 @@ fn ensure_cluster(
         );
         let conf = format!(
             "\n# --- btar up ---\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
-             unix_socket_directories = '/tmp'\nwal_level = replica\narchive_mode = on\n\
+             unix_socket_directories = '{socket}'\nunix_socket_permissions = 0700\n\
+             password_encryption = 'scram-sha-256'\nwal_level = replica\narchive_mode = on\n\
              archive_command = '{}'\narchive_timeout = 60\n",
             archive.replace('\'', "''")
         );
@@ -242,14 +409,15 @@ fn ensure_cluster(
         text.push_str(&conf);
         std::fs::write(&pg_conf, text)?;
     }
+    std::fs::create_dir_all(&socket)?;
     let running = cluster::command(&bin, "pg_ctl")
         .arg("-D")
-        .arg(pg_dir)
+        .arg(&pg_dir)
         .arg("status")
         .output()
         .is_ok_and(|o| o.status.success());
     if !running {
-        cluster::start(&bin, pg_dir, &pg_dir.with_extension("log"))?;
+        cluster::start(&bin, &pg_dir, &pg_dir.with_extension("log"))?;
     }
-    Ok(())
+    Ok(!running)
 }

@@ -80,17 +80,94 @@ pub fn router(cp: ControlPlane, token: String) -> Router {
         .with_state(cp)
 }
 
+/// Raises the soft open-file limit to the hard one and returns the limit now in force. Idle API
+/// clients, store connections and WAL files all take descriptors; a default soft limit of 1024 ran
+/// out under 1,128 idle connections.
+pub fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot raise the open-file limit");
+        rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+    })
+}
+
 /// Serves [`router`] on `listener` until the control plane's cancel token fires; requests in flight
-/// then finish before this returns.
+/// then finish before this returns. At most `[server] max_connections` connections are served at
+/// once (capped at half the open-file limit, so the rest of btar keeps descriptors); one more is
+/// answered 503 and closed. A connection that sends no complete request head within
+/// `idle_timeout_seconds` — a new one, or one idle between requests — is closed.
 pub async fn serve(
     cp: ControlPlane,
     listener: tokio::net::TcpListener,
     token: String,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
     let cancel = cp.cancel_token().clone();
-    axum::serve(listener, router(cp, token))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    let settings = &cp.config().server;
+    let fd_share = usize::try_from(raise_fd_limit() / 2).unwrap_or(usize::MAX);
+    let max = settings.max_connections.min(fd_share).max(1);
+    let idle = std::time::Duration::from_secs(settings.idle_timeout_seconds);
+    let app = router(cp.clone(), token);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let mut conns = tokio::task::JoinSet::new();
+    let mut full_reported = false;
+    loop {
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning; connections ending free fds.
+                    tracing::warn!(error = %e, "API cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    continue;
+                }
+            },
+        };
+        while conns.try_join_next().is_some() {}
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if !full_reported {
+                tracing::warn!(
+                    max,
+                    "API connection limit reached; refusing new connections"
+                );
+                full_reported = true;
+            }
+            let _ = stream.try_write(&busy_response());
+            continue;
+        };
+        full_reported = false;
+        let service = TowerToHyperService::new(app.clone());
+        let cancel = cancel.clone();
+        conns.spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(idle);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    while conns.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// The refusal sent to a connection over the limit, in the API's error shape.
+fn busy_response() -> Vec<u8> {
+    let message = "too many connections; retry later";
+    let body =
+        format!(r#"{{"message":"{message}","errors":[{{"message":"{message}","status":503}}]}}"#);
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// `{project}`: accepted for Aiven compatibility and checked for shape, but not stored: btar has a

@@ -1,0 +1,113 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `btar up` beside other programs (issue 10, item 19): a taken API port fails at once, before
+//! initdb; a new setup picks free ports when the defaults are taken; SIGTERM stops the PostgreSQL
+//! and the forks that this run started.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use btar_testkit::{TestDir, as_db_user, describe};
+
+fn running(data_dir: &Path) -> bool {
+    data_dir.join("postmaster.pid").exists()
+}
+
+#[test]
+fn busy_listen_address_fails_before_initdb() {
+    let dir = TestDir::new();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let data = dir.path().join("data");
+    let t = Instant::now();
+    let out = as_db_user(env!("CARGO_BIN_EXE_btar"))
+        .args(["up", "--dir", data.to_str().unwrap(), "--listen", &addr])
+        .env_remove("BTAR_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&addr) && err.contains("--listen"), "{err}");
+    assert!(
+        !data.join("pg").join("PG_VERSION").exists(),
+        "initdb ran before the address was checked"
+    );
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}
+
+#[test]
+fn up_takes_free_ports_and_stops_what_it_started_on_sigterm() {
+    let dir = TestDir::new();
+    // The defaults may be free or not on this machine: hold them so the new config must move.
+    let held_api = std::net::TcpListener::bind("127.0.0.1:7480").ok();
+    let held_notify = std::net::UdpSocket::bind("127.0.0.1:7481").ok();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap().to_string();
+    let mut up = as_db_user(env!("CARGO_BIN_EXE_btar"))
+        .args(["up", "--dir", &d])
+        .env_remove("BTAR_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(up.stdout.take().unwrap()).lines();
+    let serving = loop {
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("serving: API http://") => break l,
+            Some(Ok(_)) => continue,
+            other => {
+                let _ = up.kill();
+                panic!("btar up ended before serving: {other:?}");
+            }
+        }
+    };
+    let port: u16 = serving
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    assert_ne!(port, 7480, "{serving}");
+    let cfg = std::fs::read_to_string(data.join("btar.toml")).unwrap();
+    assert!(!cfg.contains("127.0.0.1:7481"), "{cfg}");
+    let pg = data.join("pg");
+    assert!(running(&pg));
+
+    // A fork made while btar up serves is stopped with it.
+    let c = data.join("btar.toml");
+    let out = as_db_user(env!("CARGO_BIN_EXE_btar"))
+        .args([
+            "-c",
+            c.to_str().unwrap(),
+            "--output",
+            "json",
+            "fork",
+            "demo",
+        ])
+        .args(["--source", "secondary", "--name", "demo-copy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fork: {}", describe(&out));
+    let fork = data.join("forks").join("demo-copy");
+    assert!(running(&fork));
+
+    let stopped = Command::new("kill")
+        .args(["-TERM", &up.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while up.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "btar up did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let still: Vec<_> = [&pg, &fork].into_iter().filter(|d| running(d)).collect();
+    // Leave nothing running if the assertion fails.
+    for d in &still {
+        let bin = btar_engine_pg::cluster::bin_dir(None).unwrap();
+        let _ = btar_engine_pg::cluster::stop(&bin, d, "immediate");
+    }
+    assert!(still.is_empty(), "still running after SIGTERM: {still:?}");
+    drop((held_api, held_notify));
+}
