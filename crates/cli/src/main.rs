@@ -64,6 +64,9 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// One replication pass without a server: missed copies, due copy jobs, missing log files.
     Replicate(cmd::replicate::ReplicateArgs),
+    /// Apply each plan's retention once (the server does it on its own schedule).
+    #[command(subcommand)]
+    Retention(cmd::retention::RetentionCmd),
     /// Create a new service from a backup in the primary or a secondary location.
     Fork(cmd::fork::ForkArgs),
     /// Catalog maintenance.
@@ -173,6 +176,7 @@ fn main() -> ExitCode {
                     Command::Report(a) => a.run(&ctx).await,
                     Command::Replicate(a) => a.run(&ctx).await,
                     Command::Fork(a) => a.run(&ctx).await,
+                    Command::Retention(c) => c.run(&ctx).await,
                     Command::Catalog(c) => c.run(&ctx).await,
                     Command::Keygen | Command::Up(_) => Ok(ExitCode::SUCCESS),
                 }

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use btar_catalog::Role;
 use btar_engine_pg::backup::PgMeta;
 use btar_format::{ChunkId, FormatError, Location, layout};
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
 
@@ -39,6 +39,11 @@ impl ControlPlane {
     /// Applies every plan's retention to every location of every service (see
     /// [`Self::locations_of`]): deleted services, and regions no longer configured, included.
     pub async fn apply_retention(&self) -> Result<Vec<Expired>> {
+        self.apply_retention_at(Utc::now()).await
+    }
+
+    /// [`Self::apply_retention`] as if it were `now` (tests and `btar retention run --now` move time).
+    pub async fn apply_retention_at(&self, now: DateTime<Utc>) -> Result<Vec<Expired>> {
         let mut out = Vec::new();
         for svc in self.catalog().list_all_services().await? {
             let Ok(plan) = self.config().plan(&svc.plan) else {
@@ -53,7 +58,7 @@ impl ControlPlane {
                 match self.location(&svc.name, region).await {
                     Ok(loc) => {
                         let keep = TimeDelta::days(days.into());
-                        let e = expire_location(&loc, keep, place.receiving).await?;
+                        let e = expire_location(&loc, keep, place.receiving, now).await?;
                         for b in &e.backups {
                             self.catalog().delete_backup(&svc.name, region, b).await?;
                         }
@@ -72,12 +77,17 @@ impl ControlPlane {
     }
 }
 
-/// Expires the backups of `loc` older than `keep`, then the logs and chunks they alone needed. The
-/// newest backup is kept whatever its age while the location still `receiving`s backups; one that
-/// no longer does (a removed region, a deleted service) expires entirely. A damaged manifest is
-/// kept and stops chunk collection here (the chunks it names are unknown), not the rest.
-pub async fn expire_location(loc: &Location, keep: TimeDelta, receiving: bool) -> Result<Expired> {
-    let now = Utc::now();
+/// Expires the backups of `loc` older than `keep` at `now`, then the logs and chunks they alone
+/// needed. The newest backup is kept whatever its age while the location still `receiving`s
+/// backups; one that no longer does (a removed region, a deleted service) expires entirely. A
+/// damaged manifest is kept and stops chunk collection here (the chunks it names are unknown), not
+/// the rest.
+pub async fn expire_location(
+    loc: &Location,
+    keep: TimeDelta,
+    receiving: bool,
+    now: DateTime<Utc>,
+) -> Result<Expired> {
     let mut out = Expired {
         service: loc.service().into(),
         region: loc.region().name().into(),

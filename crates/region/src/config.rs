@@ -4,8 +4,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RegionError;
+use crate::faults::FaultConfig;
 use crate::key::{KeySource, RegionKey};
 use crate::retry::RetryPolicy;
+
+/// Region option that wraps the store in [`crate::faults::FaultyStore`]. For tests only: it makes a
+/// healthy region fail on purpose.
+pub const FAULTS_OPTION: &str = "btar_faults";
 
 /// A region as declared in the config file (`[[region]]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +191,7 @@ impl RegionConfig {
         if let Some(k) = &self.key {
             KeySource::parse(k).map_err(|r| self.invalid(r))?;
         }
+        self.faults()?;
         Ok(url)
     }
 
@@ -209,8 +215,14 @@ impl RegionConfig {
         }
     }
 
-    /// Store options with env overrides applied.
+    /// Store options with env overrides applied (btar's own options, such as [`FAULTS_OPTION`], left out).
     pub fn effective_options(&self) -> BTreeMap<String, String> {
+        let mut opts = self.options_with_env();
+        opts.remove(FAULTS_OPTION);
+        opts
+    }
+
+    fn options_with_env(&self) -> BTreeMap<String, String> {
         let mut opts = self.options.clone();
         let prefix = format!("{}OPT_", self.env_prefix());
         for (k, v) in std::env::vars() {
@@ -219,6 +231,14 @@ impl RegionConfig {
             }
         }
         opts
+    }
+
+    /// The faults to inject (test-only option [`FAULTS_OPTION`], or `BTAR_REGION_<NAME>_OPT_BTAR_FAULTS`).
+    pub fn faults(&self) -> Result<Option<FaultConfig>, RegionError> {
+        self.options_with_env()
+            .get(FAULTS_OPTION)
+            .map(|spec| spec.parse().map_err(|r: String| self.invalid(r)))
+            .transpose()
     }
 }
 
@@ -265,6 +285,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("directory"), "{e}");
+    }
+
+    #[test]
+    fn fault_option_is_btars_own() {
+        let mut c = cfg("r-faults", "aws", "s3://b/p");
+        c.options
+            .insert(FAULTS_OPTION.into(), "rate=0.5,seed=3".into());
+        c.options.insert("aws_allow_http".into(), "true".into());
+        assert!(!c.effective_options().contains_key(FAULTS_OPTION));
+        assert_eq!(c.faults().unwrap().unwrap().rate, 0.5);
+        c.options.insert(FAULTS_OPTION.into(), "rate=5".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("rate") && e.contains("`r-faults`"), "{e}");
+        // btar's own option is not a store option: a filesystem region takes it.
+        let mut f = cfg("local-f", "local", "file:///tmp/x");
+        f.options.insert(FAULTS_OPTION.into(), "rate=0.1".into());
+        assert!(f.validate().is_ok());
     }
 
     #[test]

@@ -6,12 +6,13 @@
 
 mod config;
 mod error;
+pub mod faults;
 mod key;
 mod local;
 mod retry;
 mod store;
 
-pub use config::{Provider, RegionConfig, RetryConfig, validate_region_name};
+pub use config::{FAULTS_OPTION, Provider, RegionConfig, RetryConfig, validate_region_name};
 pub use error::RegionError;
 pub use key::{KeySource, RegionKey};
 pub use local::effective_uid;

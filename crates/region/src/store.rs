@@ -140,6 +140,10 @@ impl Region {
         store: Arc<dyn ObjectStore>,
         cancel: CancellationToken,
     ) -> Result<Self, RegionError> {
+        let store: Arc<dyn ObjectStore> = match cfg.faults()? {
+            Some(f) => Arc::new(crate::faults::FaultyStore::new(store, f)),
+            None => store,
+        };
         Ok(Self {
             name: cfg.name.clone(),
             provider: cfg.provider(),

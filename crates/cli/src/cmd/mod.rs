@@ -7,6 +7,7 @@ pub mod fork;
 pub mod replicate;
 pub mod report;
 pub mod restore;
+pub mod retention;
 pub mod server;
 pub mod service;
 pub mod up;
