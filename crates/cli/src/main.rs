@@ -18,14 +18,9 @@ use crate::output::{Format, Out};
     about = "Self-hosted backup to another region for PostgreSQL and MySQL/MariaDB"
 )]
 struct Cli {
-    /// Config file (TOML): regions, services, storage settings.
-    #[arg(
-        long,
-        short = 'c',
-        global = true,
-        env = "BTAR_CONFIG",
-        default_value = "btar.toml"
-    )]
+    /// Config file (TOML): regions, services, storage settings. Given before the command: `-c` after
+    /// `service create|update` is a user_config entry, as in Aiven's CLI.
+    #[arg(long, short = 'c', env = "BTAR_CONFIG", default_value = "btar.toml")]
     config: PathBuf,
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value = "text")]
@@ -189,5 +184,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(failed)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (unique short flags across global and command arguments…),
+    /// which otherwise fire only as a panic in a debug build when the command is used.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -154,19 +154,29 @@ fn wal_fetch_exits_1_only_when_a_file_is_not_archived() {
     )
     .unwrap();
     let absent = w.dir.path().join("absent.toml");
+    // A config PostgreSQL's restore_command names that is gone, malformed or invalid.
+    for (what, config) in [
+        ("missing config", &absent),
+        ("malformed config", &malformed),
+        ("invalid region", &broken),
+    ] {
+        let out = common::btar_with(
+            config,
+            &["wal-fetch", "--service", SVC, &not_archived, dest],
+        );
+        let code = out.status.code().unwrap_or(0);
+        assert!(
+            code > 125,
+            "{what}: exit {code} would end recovery early: {}",
+            describe(&out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&*config.to_string_lossy()),
+            "{what}: names the config: {}",
+            describe(&out)
+        );
+    }
     let cases: Vec<(&str, Vec<String>)> = vec![
-        (
-            "missing config",
-            vec!["--config".into(), absent.display().to_string()],
-        ),
-        (
-            "malformed config",
-            vec!["--config".into(), malformed.display().to_string()],
-        ),
-        (
-            "invalid region",
-            vec!["--config".into(), broken.display().to_string()],
-        ),
         (
             "unknown service",
             vec!["--service".into(), "no-such-service".into()],

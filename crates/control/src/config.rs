@@ -203,7 +203,11 @@ impl Config {
             message: e.to_string(),
         })?;
         cfg.path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        cfg.validate()?;
+        // The file is named in every error, so an operator reading a restore log knows which one.
+        cfg.validate().map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         Ok(cfg)
     }
 
