@@ -110,6 +110,7 @@ pub async fn serve(
     let idle = std::time::Duration::from_secs(settings.idle_timeout_seconds);
     let app = router(cp.clone(), token);
     let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSALS_IN_FLIGHT));
     let mut conns = tokio::task::JoinSet::new();
     let mut full_reported = false;
     loop {
@@ -134,7 +135,16 @@ pub async fn serve(
                 );
                 full_reported = true;
             }
-            let _ = stream.try_write(&busy_response());
+            // A few refusals linger to close gracefully; beyond that the connection is just dropped.
+            match refusals.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    conns.spawn(async move {
+                        let _permit = permit;
+                        refuse(stream).await;
+                    });
+                }
+                Err(_) => drop(stream),
+            }
             continue;
         };
         full_reported = false;
@@ -155,6 +165,25 @@ pub async fn serve(
     }
     while conns.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Connections over the limit being answered 503 at once (each holds a descriptor for at most
+/// [`REFUSAL_LINGER`]).
+const REFUSALS_IN_FLIGHT: usize = 32;
+const REFUSAL_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Answers 503 and closes gracefully: closing with the client's request still unread would send a
+/// reset, and the client would lose the 503 and see only "connection reset".
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        stream.write_all(&busy_response()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 /// The refusal sent to a connection over the limit, in the API's error shape.
