@@ -46,6 +46,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_retry_of.sql"),
         postgres: include_str!("../migrations/postgres/0002_retry_of.sql"),
     },
+    Migration {
+        version: 3,
+        description: "locations known to exist",
+        sqlite: include_str!("../migrations/sqlite/0003_locations.sql"),
+        postgres: include_str!("../migrations/postgres/0003_locations.sql"),
+    },
 ];
 
 pub(crate) fn latest_schema_version() -> i64 {

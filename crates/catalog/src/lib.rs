@@ -13,6 +13,7 @@ mod db;
 mod error;
 mod events;
 mod lag;
+mod locations;
 mod services;
 
 use std::sync::Arc;

@@ -51,6 +51,10 @@ fn wal_push_into_an_unmounted_filesystem_region_fails() {
             "{err}"
         );
     }
+    // Nor does a backup start a new location there: the catalog recorded the one created at
+    // registration (the backup is refused before it even connects to the database).
+    let err = w.btar_err(&["backup", "create", SVC]);
+    assert!(err.contains("is missing although the catalog"), "{err}");
     assert!(
         btar_testkit::files_under(&mount).is_empty(),
         "nothing may be written at the bare mount point"

@@ -67,7 +67,7 @@ fn verify_reports_a_missing_wal_segment() {
     let w = World::with_cluster(Backend::Fs);
     let pg = w.pg();
     mark(pg, "one");
-    w.backup();
+    let backup = w.backup();
     let mut segments = Vec::new();
     for i in 0..4 {
         mark(pg, &format!("seg{i}"));
@@ -101,5 +101,13 @@ fn verify_reports_a_missing_wal_segment() {
     assert!(
         missing[0]["reason"].as_str().unwrap().contains("WAL gap"),
         "{v}"
+    );
+    // Checking that one backup alone sees the gap on its path too.
+    let one = w.btar(&["verify", SVC, "--region", "home", "--backup", &backup]);
+    assert_eq!(
+        one.status.code(),
+        Some(2),
+        "{}",
+        btar_testkit::describe(&one)
     );
 }

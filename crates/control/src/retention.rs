@@ -93,10 +93,15 @@ pub async fn expire_location(
         region: loc.region().name().into(),
         ..Default::default()
     };
+    // Best effort: a staging file that cannot be removed (another user's) must not stop retention.
     out.staging = loc
         .region()
         .sweep_staging(&layout::service_prefix(loc.service()), STAGING_GRACE)
-        .await?;
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(region = loc.region().name(), error = %e, "staging files not swept");
+            0
+        });
     let names = loc.list_backups().await?;
     let mut kept = Vec::new();
     let mut damaged = 0;

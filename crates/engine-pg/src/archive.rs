@@ -96,7 +96,11 @@ impl ArchiveIndex {
                     .get(&n)
                     .and_then(|v| v.iter().map(|a| a.timeline).filter(|t| *t >= tli).max())
             };
-            let Some((next, next_tli)) = (first + 1..=end).find_map(|n| holder(n).map(|t| (n, t)))
+            // Over the archived segments only: a far-off bogus name must not mean a long walk.
+            let Some((next, next_tli)) = self
+                .segments
+                .range(first + 1..=end)
+                .find_map(|(n, _)| holder(*n).map(|t| (*n, t)))
             else {
                 break;
             };

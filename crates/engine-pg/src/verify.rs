@@ -15,11 +15,16 @@ use crate::wal;
 const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
 
 /// Every run of missing WAL segments from each backup's start to the newest archived segment, per
-/// timeline path, each reported once (at the oldest backup it affects). Manifests that cannot be
-/// read are skipped here: the object check reports them.
-pub async fn wal_gaps(loc: &Location) -> Result<Vec<Problem>, PgError> {
+/// timeline path, each reported once: as making a backup unrestorable when it lies inside that
+/// backup's own start..stop range, otherwise as where point-in-time recovery stops. With `only`, the
+/// check covers that backup alone. Manifests that cannot be read are skipped here: the object check
+/// reports them.
+pub async fn wal_gaps(loc: &Location, only: Option<&str>) -> Result<Vec<Problem>, PgError> {
     let mut backups = Vec::new();
     for name in loc.list_backups().await? {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
         if let Ok(m) = loc.read_manifest(&name).await
             && let Some(meta) = PgMeta::of(&m)
         {
@@ -30,24 +35,33 @@ pub async fn wal_gaps(loc: &Location) -> Result<Vec<Problem>, PgError> {
         .last()
         .map_or(DEFAULT_SEGMENT_SIZE, |(_, m)| m.wal_segment_size);
     let index = ArchiveIndex::load(loc, seg_size).await?;
+    let range = |meta: &PgMeta| {
+        wal::segment_number(&meta.start_wal, seg_size)
+            .zip(wal::segment_number(&meta.stop_wal, seg_size))
+    };
     let mut seen = HashSet::new();
     let mut problems = Vec::new();
     for (name, meta) in &backups {
-        let stop = wal::segment_number(&meta.stop_wal, seg_size);
         for run in index.gaps(&meta.start_wal) {
             if !seen.insert(run.first.clone()) {
                 continue;
             }
-            let inside = wal::segment_number(&run.first, seg_size)
-                .zip(stop)
-                .is_some_and(|(first, stop)| first <= stop);
-            let effect = if inside {
-                format!("backup {name} cannot be restored (its own WAL is incomplete)")
-            } else {
-                let until = run
-                    .reachable_until
-                    .map_or_else(|| "its end".to_string(), |t| t.to_rfc3339());
-                format!("recovery from backup {name} or later stops at {until}")
+            let first = wal::segment_number(&run.first, seg_size);
+            let broken = backups.iter().find(|(_, m)| {
+                range(m)
+                    .zip(first)
+                    .is_some_and(|((start, stop), f)| start <= f && f <= stop)
+            });
+            let effect = match broken {
+                Some((b, _)) => {
+                    format!("backup {b} cannot be restored (its own WAL is incomplete)")
+                }
+                None => {
+                    let until = run
+                        .reachable_until
+                        .map_or_else(|| "its end".to_string(), |t| t.to_rfc3339());
+                    format!("recovery from backup {name} or later stops at {until}")
+                }
             };
             problems.push(Problem {
                 key: loc.log_key(&run.first[..8], &run.first),

@@ -111,8 +111,9 @@ impl OwnedFs {
         let (root, uid, gid) = (self.root.clone(), self.uid, self.gid);
         tokio::task::spawn_blocking(move || chown_up_to(&file, &root, uid, gid))
             .await
-            .map_err(|e| generic(e.to_string()))?
-            .map_err(|e| generic(e.to_string()))
+            .map_err(|e| generic(Box::new(std::io::Error::other(e.to_string()))))?
+            // The io::Error stays the source, so a refused chown is classified as "denied".
+            .map_err(|e| generic(Box::new(e)))
     }
 }
 
@@ -130,10 +131,10 @@ fn chown_up_to(file: &FsPath, root: &FsPath, uid: u32, gid: u32) -> std::io::Res
     Ok(())
 }
 
-fn generic(message: String) -> object_store::Error {
+fn generic(source: Box<std::io::Error>) -> object_store::Error {
     object_store::Error::Generic {
         store: "OwnedFs",
-        source: message.into(),
+        source,
     }
 }
 

@@ -57,6 +57,9 @@ impl UpArgs {
         };
         let svc = cfg.service(None)?.clone();
         let pg_dir = dir.join("pg");
+        // Registering the service creates its home location before PostgreSQL's archive_command
+        // first calls `wal-push` (which never creates one), whatever flags this run has.
+        drop(btar_control::ControlPlane::open(cfg.clone(), cancel.clone()).await?);
         let started = ensure_cluster(&cfg, &svc.name, &cfg_path, &dir)?;
         let ctx = Ctx { cfg, out, cancel };
         let Some(listener) = listener else {

@@ -21,12 +21,10 @@ impl VerifyArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let loc = ctx.location(&self.service, &self.region).await?;
         let mut report = verify(&loc, self.backup.as_deref(), self.parallel).await?;
-        if self.backup.is_none() {
-            // Sound objects are not enough: a hole in the log archive stops every restore past it.
-            report
-                .missing
-                .extend(btar_engine_pg::verify::wal_gaps(&loc).await?);
-        }
+        // Sound objects are not enough: a hole in the log archive stops every restore past it.
+        report
+            .missing
+            .extend(btar_engine_pg::verify::wal_gaps(&loc, self.backup.as_deref()).await?);
         ctx.out.emit(&report, || {
             let mut s = format!(
                 "region {} service {}: {} backups, {} chunks, {} logs, {} read",

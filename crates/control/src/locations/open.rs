@@ -11,17 +11,26 @@ use crate::error::{ControlError, Result};
 
 impl ControlPlane {
     /// Creates (or opens) the home location of a service being registered (service create, fork),
-    /// so that its `wal-push` finds it before the first backup.
+    /// so that its `wal-push` finds it before the first backup; refuses where the catalog knows a
+    /// location that is now missing.
     pub async fn create_home_location(
         &self,
         service: &str,
         region: &str,
         engine: &str,
     ) -> Result<Location> {
-        let r = self.config().open_region(region, self.cancel_token())?;
-        Ok(Location::create(&r, service, engine, None)
-            .await?
-            .with_compression_level(self.config().storage.compression_level))
+        let loc = match self.location(service, region).await {
+            Err(ControlError::Format(FormatError::NoLocation { .. })) => {
+                self.refuse_if_known(service, region).await?;
+                let r = self.config().open_region(region, self.cancel_token())?;
+                Location::create(&r, service, engine, None)
+                    .await?
+                    .with_compression_level(self.config().storage.compression_level)
+            }
+            other => other?,
+        };
+        self.remember(service, region).await?;
+        Ok(loc)
     }
 
     /// Creates the home location of a service the catalog registers for the first time (from the
@@ -35,32 +44,35 @@ impl ControlPlane {
     }
 
     /// The home location a backup writes into: created on the service's first backup, required to
-    /// exist once the catalog has indexed a backup there.
+    /// exist once it was created.
     pub(crate) async fn home_location_for_backup(
         &self,
         svc: &btar_catalog::Service,
     ) -> Result<Location> {
-        match self.location(&svc.name, &svc.cloud).await {
-            Err(ControlError::Format(FormatError::NoLocation { .. })) => {
-                self.refuse_if_known(&svc.name, &svc.cloud).await?;
-                self.create_home_location(&svc.name, &svc.cloud, svc.engine.as_str())
-                    .await
-            }
-            other => other,
-        }
+        self.create_home_location(&svc.name, &svc.cloud, svc.engine.as_str())
+            .await
     }
 
     /// The secondary location of `src`'s service in region `dst` for a copy or log shipping:
-    /// created on the first copy, required to exist once backups or logs have been copied there.
+    /// created on the first copy, required to exist once it was created.
     pub(crate) async fn secondary_location(&self, src: &Location, dst: &str) -> Result<Location> {
         let region = self.config().open_region(dst, self.cancel_token())?;
-        match btar_replicator::open_destination(src, &region).await {
+        let loc = match btar_replicator::open_destination(src, &region).await {
             Err(btar_replicator::CopyError::Format(FormatError::NoLocation { .. })) => {
                 self.refuse_if_known(src.service(), dst).await?;
-                Ok(btar_replicator::create_destination(src, &region).await?)
+                btar_replicator::create_destination(src, &region).await?
             }
-            other => Ok(other?),
+            other => other?,
+        };
+        self.remember(src.service(), dst).await?;
+        Ok(loc)
+    }
+
+    async fn remember(&self, service: &str, region: &str) -> Result<()> {
+        if !self.catalog().location_known(service, region).await? {
+            self.catalog().record_location(service, region).await?;
         }
+        Ok(())
     }
 
     async fn refuse_if_known(&self, service: &str, region: &str) -> Result<()> {
@@ -78,6 +90,8 @@ impl ControlPlane {
             .is_some()
         {
             "shipped WAL".to_string()
+        } else if self.catalog().location_known(service, region).await? {
+            "its creation".to_string()
         } else {
             return Ok(());
         };
