@@ -302,8 +302,9 @@ impl Location {
     // ---- manifests ----
 
     /// Fails with [`FormatError::NoLocation`] when the descriptor is no longer there: the region was
-    /// unmounted, or its bucket or prefix deleted, while this handle was open. Checked before the
-    /// object that acknowledges work (a manifest), so that object never lands outside the location.
+    /// unmounted, or its bucket or prefix deleted, while this handle was open. Checked around the
+    /// objects that acknowledge work (a manifest, an archived log file), so that none is reported
+    /// durable after it landed outside the location.
     pub async fn ensure_present(&self) -> Result<(), FormatError> {
         let key = layout::descriptor(&self.service);
         match self.region.head(&key).await? {
@@ -326,7 +327,23 @@ impl Location {
             .sealer
             .seal(Kind::Manifest, key.as_bytes(), &json, MANIFEST_LEVEL);
         self.region.put(&key, Bytes::from(sealed)).await?;
-        Ok(())
+        self.confirm_written(&key).await
+    }
+
+    /// After writing `key`: the location must still be there, or the write went elsewhere (the
+    /// region vanished in between) — then the stray object is removed and the write is not
+    /// acknowledged.
+    async fn confirm_written(&self, key: &str) -> Result<(), FormatError> {
+        match self.ensure_present().await {
+            // Confirmed gone: the object just written is a stray outside the real location.
+            Err(e @ FormatError::NoLocation { .. }) => {
+                let _ = self.region.delete(key).await;
+                Err(e)
+            }
+            // Not confirmed (the store failed to answer): unacknowledged, but left in place — a
+            // retry finds it (logs: same content) or a new backup supersedes it.
+            other => other,
+        }
     }
 
     pub async fn read_manifest(&self, backup: &str) -> Result<Manifest, FormatError> {
@@ -462,6 +479,7 @@ impl Location {
             .await
             .map_err(|e| FormatError::Task(e.to_string()))?;
         self.region.put(&key, Bytes::from(sealed)).await?;
+        self.confirm_written(&key).await?;
         Ok(LogPut::Stored)
     }
 

@@ -376,3 +376,26 @@ async fn bad_region_configs_fail_before_io() {
         "{e}"
     );
 }
+
+/// A location whose descriptor vanishes while a writer holds it open (an unmount, a deleted bucket)
+/// acknowledges nothing: the log file written meanwhile is refused and its stray object removed.
+#[tokio::test]
+async fn a_location_removed_while_open_acknowledges_nothing() {
+    let region = Region::open(&memory_region("vanishing"), CancellationToken::new()).unwrap();
+    let loc = Location::create(&region, "svc", "pg", None).await.unwrap();
+    region
+        .delete(&btar_format::layout::descriptor("svc"))
+        .await
+        .unwrap();
+    let err = loc
+        .put_log(
+            "00000001",
+            "000000010000000000000001",
+            Bytes::from_static(b"wal"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FormatError::NoLocation { .. }), "{err}");
+    let key = btar_format::layout::log("svc", "00000001", "000000010000000000000001");
+    assert!(region.head(&key).await.unwrap().is_none(), "stray log left");
+}
