@@ -136,7 +136,10 @@ pub async fn expire_location(
     let oldest = kept.first().and_then(PgMeta::of);
     let all_gone = kept.is_empty() && damaged == 0;
     if oldest.is_some() || all_gone {
-        let logs: Vec<_> = loc.list_logs().try_collect().await?;
+        let mut logs: Vec<_> = loc.list_logs().try_collect().await?;
+        // Oldest first (filesystem listings are unordered): a pass killed midway then leaves the
+        // archive without holes, only a shorter head.
+        logs.sort_by(|a, b| (a.name.get(8..), &a.timeline).cmp(&(b.name.get(8..), &b.timeline)));
         for l in logs {
             let before = |o: &PgMeta| {
                 let is_segment = l.name.len() == 24;
