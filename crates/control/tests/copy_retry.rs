@@ -8,37 +8,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use btar_catalog::{Catalog, CatalogOptions, CopyJobFilter, EventFilter, JobState, SystemClock};
-use btar_control::{Config, ControlPlane, PlanConfig, ServiceConfig};
+use btar_control::ControlPlane;
 use btar_engine_pg::backup::PgMeta;
 use btar_format::{BackupWriter, Location, WriterOptions, backup_name_at};
 use btar_region::{CancellationToken, RegionConfig};
 use btar_testkit::{PatternReader, S3Server, fs_region};
 use chrono::{TimeDelta, Utc};
 
+mod common;
+
 const SVC: &str = "orders";
 const SEG: u64 = 16 << 20;
 
 async fn control(dir: &Path, home: RegionConfig, options: CatalogOptions) -> ControlPlane {
-    let cfg = Config {
-        regions: vec![home, fs_region("away", &dir.join("away"))],
-        plans: vec![PlanConfig {
-            name: "daily".into(),
-            schedule: "0 3 * * *".into(),
-            start_window_minutes: 60,
-            retention_days: 7,
-            secondary_retention_days: 30,
-        }],
-        services: vec![ServiceConfig {
-            name: SVC.into(),
-            engine: "pg".into(),
-            cloud: "home".into(),
-            plan: Some("daily".into()),
-            additional_backup_regions: vec!["away".into()],
-            allow_cross_provider: true,
-            pg: None,
-        }],
-        ..Default::default()
-    };
+    let cfg = common::daily_plan_config(
+        SVC,
+        vec![home, fs_region("away", &dir.join("away"))],
+        &["away"],
+        true,
+    );
     let url = format!("sqlite://{}?mode=rwc", dir.join("catalog.db").display());
     let catalog = Catalog::open_with(&url, options, Arc::new(SystemClock))
         .await

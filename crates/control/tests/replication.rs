@@ -7,11 +7,13 @@
 use std::path::Path;
 
 use btar_catalog::{Catalog, CopyJobFilter, JobState};
-use btar_control::{Config, ControlPlane, PlanConfig, ServiceConfig};
+use btar_control::ControlPlane;
 use btar_format::{BackupWriter, Location, WriterOptions, backup_name_at};
 use btar_region::{CancellationToken, Region, RegionConfig};
 use btar_testkit::{PatternReader, fs_region};
 use chrono::{TimeDelta, Utc};
+
+mod common;
 
 const SVC: &str = "orders";
 
@@ -44,26 +46,7 @@ fn regions(dir: &Path) -> Vec<RegionConfig> {
 }
 
 async fn control(dir: &Path, additional: &[&str]) -> ControlPlane {
-    let cfg = Config {
-        regions: regions(dir),
-        plans: vec![PlanConfig {
-            name: "daily".into(),
-            schedule: "0 3 * * *".into(),
-            start_window_minutes: 60,
-            retention_days: 7,
-            secondary_retention_days: 30,
-        }],
-        services: vec![ServiceConfig {
-            name: SVC.into(),
-            engine: "pg".into(),
-            cloud: "home".into(),
-            plan: Some("daily".into()),
-            additional_backup_regions: additional.iter().map(|s| s.to_string()).collect(),
-            allow_cross_provider: true,
-            pg: None,
-        }],
-        ..Default::default()
-    };
+    let cfg = common::daily_plan_config(SVC, regions(dir), additional, true);
     let url = format!("sqlite://{}?mode=rwc", dir.join("catalog.db").display());
     let catalog = Catalog::open(&url).await.unwrap();
     ControlPlane::with_catalog(cfg, catalog, CancellationToken::new())

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use btar_catalog::Catalog;
-use btar_control::{BackupsView, Config, ControlPlane, PlanConfig, ServiceConfig, ServiceCreate};
+use btar_control::{BackupsView, Config, ControlPlane, ServiceCreate};
 use btar_engine_pg::backup::PgMeta;
 use btar_engine_pg::restore::{self, Target};
 use btar_format::{BackupWriter, Location, WriterOptions, backup_name_at, layout};
@@ -14,32 +14,20 @@ use btar_region::CancellationToken;
 use btar_testkit::{PatternReader, fs_region};
 use chrono::{TimeDelta, Utc};
 
+mod common;
+
 const SVC: &str = "orders";
 
 fn config(dir: &Path, additional: &[&str]) -> Config {
-    Config {
-        regions: vec![
+    common::daily_plan_config(
+        SVC,
+        vec![
             fs_region("home", &dir.join("home")),
             fs_region("away", &dir.join("away")),
         ],
-        plans: vec![PlanConfig {
-            name: "daily".into(),
-            schedule: "0 3 * * *".into(),
-            start_window_minutes: 60,
-            retention_days: 7,
-            secondary_retention_days: 30,
-        }],
-        services: vec![ServiceConfig {
-            name: SVC.into(),
-            engine: "pg".into(),
-            cloud: "home".into(),
-            plan: Some("daily".into()),
-            additional_backup_regions: additional.iter().map(|s| s.to_string()).collect(),
-            allow_cross_provider: false,
-            pg: None,
-        }],
-        ..Default::default()
-    }
+        additional,
+        false,
+    )
 }
 
 async fn catalog(dir: &Path) -> Catalog {

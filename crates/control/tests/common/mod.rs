@@ -1,0 +1,35 @@
+//! Shared setup of the control-plane tests (included with `mod common;`).
+#![allow(dead_code)]
+
+use btar_control::{Config, PlanConfig, ServiceConfig};
+use btar_region::RegionConfig;
+
+/// A config with `regions`, one plan `daily` (7 days primary, 30 days secondary retention) and one
+/// service `service` at home in `home`, copying to `additional`.
+pub fn daily_plan_config(
+    service: &str,
+    regions: Vec<RegionConfig>,
+    additional: &[&str],
+    allow_cross_provider: bool,
+) -> Config {
+    Config {
+        regions,
+        plans: vec![PlanConfig {
+            name: "daily".into(),
+            schedule: "0 3 * * *".into(),
+            start_window_minutes: 60,
+            retention_days: 7,
+            secondary_retention_days: 30,
+        }],
+        services: vec![ServiceConfig {
+            name: service.into(),
+            engine: "pg".into(),
+            cloud: "home".into(),
+            plan: Some("daily".into()),
+            additional_backup_regions: additional.iter().map(|s| s.to_string()).collect(),
+            allow_cross_provider,
+            pg: None,
+        }],
+        ..Default::default()
+    }
+}
