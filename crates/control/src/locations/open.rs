@@ -21,7 +21,14 @@ impl ControlPlane {
     ) -> Result<Location> {
         let loc = match self.location(service, region).await {
             Err(ControlError::Format(FormatError::NoLocation { .. })) => {
-                self.refuse_if_known(service, region).await?;
+                if let Err(refused) = self.refuse_if_known(service, region).await {
+                    // Another writer (a second server on the same catalog) may have created it
+                    // between our look and the catalog's answer: it records only after creating.
+                    return match self.location(service, region).await {
+                        Ok(loc) => Ok(loc),
+                        Err(_) => Err(refused),
+                    };
+                }
                 let r = self.config().open_region(region, self.cancel_token())?;
                 Location::create(&r, service, engine, None)
                     .await?
@@ -59,7 +66,13 @@ impl ControlPlane {
         let region = self.config().open_region(dst, self.cancel_token())?;
         let loc = match btar_replicator::open_destination(src, &region).await {
             Err(btar_replicator::CopyError::Format(FormatError::NoLocation { .. })) => {
-                self.refuse_if_known(src.service(), dst).await?;
+                if let Err(refused) = self.refuse_if_known(src.service(), dst).await {
+                    // A concurrent copy (another server on the same catalog) may have created it
+                    // between our look and the catalog's answer: it records only after creating.
+                    return btar_replicator::open_destination(src, &region)
+                        .await
+                        .map_err(|_| refused);
+                }
                 btar_replicator::create_destination(src, &region).await?
             }
             other => other?,
