@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use sqlx::AnyPool;
 
 pub use backups::{BackupRecord, Role};
+pub use btar_engine::EngineKind;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use copy_jobs::{
     ClaimedJob, CopyJob, CopyJobFilter, CopyJobTotals, CreatedBy, JobKind, JobLease, JobOutcome,
@@ -32,7 +33,7 @@ pub use db::Backend;
 pub use error::{CatalogError, Result};
 pub use events::{Event, EventFilter};
 pub use lag::{LagReport, LagSample, LagSeries, Period, Point, Watermark};
-pub use services::{Engine, NewService, REGIONS_CHANGE_INTERVAL_HOURS, Service, ServiceUpdate};
+pub use services::{NewService, REGIONS_CHANGE_INTERVAL_HOURS, Service, ServiceUpdate};
 
 /// Tunables of a catalog handle.
 #[derive(Debug, Clone)]

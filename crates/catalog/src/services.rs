@@ -1,10 +1,11 @@
+use btar_engine::EngineKind;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 
 use crate::Catalog;
-use crate::db::{get, get_opt_time, get_time, ms, text_enum};
+use crate::db::{get, get_opt_time, get_time, ms};
 use crate::error::{CatalogError, DbContext, Result};
 
 /// `additional_backup_regions` may change at most once per this many hours per service.
@@ -12,14 +13,18 @@ pub const REGIONS_CHANGE_INTERVAL_HOURS: i64 = 24;
 
 const REGIONS_KEY: &str = "additional_backup_regions";
 
-text_enum! {
-    Engine { Pg => "pg", Mysql => "mysql" }
+/// The engine column: stored by name, read back through the engine layer's one list of engines.
+fn engine_from_column(value: &str) -> Result<EngineKind> {
+    value.parse().map_err(|_| CatalogError::Corrupt {
+        column: "services.engine",
+        value: value.to_owned(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Service {
     pub name: String,
-    pub engine: Engine,
+    pub engine: EngineKind,
     /// Home region: where the primary location lives.
     pub cloud: String,
     pub plan: String,
@@ -45,7 +50,7 @@ impl Service {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewService {
     pub name: String,
-    pub engine: Engine,
+    pub engine: EngineKind,
     pub cloud: String,
     pub plan: String,
     /// A JSON object; `{}` when there is nothing to configure.
@@ -128,7 +133,7 @@ fn service_from_row(row: &AnyRow) -> Result<Service> {
     let config: String = get(row, "user_config")?;
     Ok(Service {
         name: get(row, "name")?,
-        engine: Engine::from_column("services.engine", &engine)?,
+        engine: engine_from_column(&engine)?,
         cloud: get(row, "cloud")?,
         plan: get(row, "plan")?,
         user_config: serde_json::from_str(&config).map_err(|_| CatalogError::Corrupt {

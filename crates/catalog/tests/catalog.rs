@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use btar_catalog::{
-    BackupRecord, Catalog, CatalogError, Engine, EventFilter, LagSample, NewService, Period, Role,
-    ServiceUpdate,
+    BackupRecord, Catalog, CatalogError, EngineKind, EventFilter, LagSample, NewService, Period,
+    Role, ServiceUpdate,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use common::TestDb;
@@ -25,7 +25,7 @@ on_both_backends!(
 fn new_service(name: &str, regions: &[&str]) -> NewService {
     NewService {
         name: name.into(),
-        engine: Engine::Pg,
+        engine: EngineKind::Pg,
         cloud: "local-a".into(),
         plan: "startup-4".into(),
         user_config: json!({ "additional_backup_regions": regions, "pg_version": "17" }),
@@ -67,7 +67,7 @@ async fn services_crud(db: &TestDb) {
         .create_service(&new_service("pg1", &["local-b"]))
         .await
         .unwrap();
-    assert_eq!(created.engine, Engine::Pg);
+    assert_eq!(created.engine, EngineKind::Pg);
     assert_eq!(created.additional_backup_regions(), ["local-b"]);
     assert_eq!(created.created_at, db.clock_now());
     assert!(
@@ -93,7 +93,7 @@ async fn services_crud(db: &TestDb) {
     assert!(catalog.create_service(&bad).await.is_err());
 
     let mut my = new_service("my1", &[]);
-    my.engine = Engine::Mysql;
+    my.engine = EngineKind::Mysql;
     catalog.create_service(&my).await.unwrap();
     let names: Vec<_> = catalog
         .list_services()

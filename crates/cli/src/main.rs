@@ -2,6 +2,7 @@
 //! context-rich reports and exit codes here.
 
 mod cmd;
+mod engines;
 mod output;
 
 use std::path::PathBuf;
@@ -155,10 +156,15 @@ fn main() -> ExitCode {
                 println!("{}", btar_region::RegionKey::generate().to_hex());
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Up(a) => a.run(out, cancel).await,
+            Command::Up(a) => a.run(engines::built_in(), out, cancel).await,
             command => {
                 let cfg = btar_control::Config::load(&cli.config)?;
-                let ctx = cmd::Ctx { cfg, out, cancel };
+                let ctx = cmd::Ctx {
+                    cfg,
+                    engines: engines::built_in(),
+                    out,
+                    cancel,
+                };
                 match command {
                     Command::Backup(c) => c.run(&ctx).await,
                     Command::Restore(a) => a.run(&ctx).await,

@@ -52,6 +52,20 @@ impl Out {
     }
 }
 
+/// An engine operation's progress shown on a [`Out::bytes_bar`].
+#[derive(Debug, Clone)]
+pub struct BarProgress(pub ProgressBar);
+
+impl btar_engine::Progress for BarProgress {
+    fn total(&self, bytes: u64) {
+        self.0.set_length(bytes);
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
 pub fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }

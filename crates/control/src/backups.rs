@@ -2,14 +2,12 @@
 //! moment they commit, and followed at once by one copy job per additional backup region.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use btar_catalog::{
     BackupRecord, CopyJob, CopyJobFilter, CreatedBy, JobKind, JobState, NewCopyJob, Role,
 };
-use btar_engine_pg::backup::{BackupOptions, PgMeta};
-use btar_engine_pg::restore::Window;
+use btar_engine::{BackupOptions, BackupPoint, NoProgress, Progress, Window};
 use btar_format::{BackupWriter, Manifest};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -102,17 +100,12 @@ pub struct BackupsView {
     pub pitr: Pitr,
 }
 
-/// Callbacks for a progress bar: total bytes once known, then bytes read so far.
-pub type ProgressHook<'a> = &'a (dyn Fn(u64) + Send + Sync);
-
-/// A `'static` hook for callers without a bar: a temporary closure's borrow would make the futures
-/// that hold it fail axum's higher-ranked `Send` check.
-pub(crate) const NO_PROGRESS: ProgressHook<'static> = &|_| {};
-
 impl ControlPlane {
     /// Takes a primary backup of `service` now, indexes it and queues its copies.
     pub async fn take_backup(&self, service: &str, created_by: CreatedBy) -> Result<BackupTaken> {
-        self.take_backup_with(service, created_by, NO_PROGRESS, NO_PROGRESS)
+        // A `'static` reporter: a temporary's borrow would make the futures that hold it fail
+        // axum's higher-ranked `Send` check.
+        self.take_backup_with(service, created_by, &NoProgress)
             .await
     }
 
@@ -121,32 +114,21 @@ impl ControlPlane {
         &self,
         service: &str,
         created_by: CreatedBy,
-        on_total: ProgressHook<'_>,
-        on_read: ProgressHook<'_>,
+        progress: &dyn Progress,
     ) -> Result<BackupTaken> {
         let svc = self.service(service).await?;
-        let pg = self
-            .pg_settings(&svc)
+        let engine = self.engine(&svc)?;
+        let agent = self
+            .agent_settings(&svc)
             .ok_or_else(|| ControlError::NoAgent(service.into()))?;
         let loc = self.home_location_for_backup(&svc).await?;
         let writer = BackupWriter::new(loc, self.config().writer_options());
-        let stats = writer.stats();
         let started = Instant::now();
         let opts = BackupOptions {
             parallel_files: self.config().storage.parallel_files,
             ..Default::default()
         };
-        let manifest = {
-            let run = btar_engine_pg::backup::run(&writer, &pg, opts, on_total);
-            tokio::pin!(run);
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
-            loop {
-                tokio::select! {
-                    r = &mut run => break r,
-                    _ = tick.tick() => on_read(stats.logical_bytes.load(Ordering::Relaxed)),
-                }
-            }
-        };
+        let manifest = engine.backup(&writer, &agent, opts, progress).await;
         let manifest = match manifest {
             Ok(m) => m,
             Err(e) => {
@@ -290,15 +272,27 @@ impl ControlPlane {
                 Role::Secondary => p.secondary_retention_days,
             });
             let found = match self.location(service, &place.region).await {
-                Ok(loc) => btar_engine_pg::restore::window(&loc)
-                    .await
-                    .map(Some)
-                    .map_err(ControlError::from),
+                Ok(loc) => match self.engine_of(&loc) {
+                    Ok(engine) => engine
+                        .window(&loc)
+                        .await
+                        .map(|(w, ms)| {
+                            let ms = ms
+                                .into_iter()
+                                .map(|m| {
+                                    let point = engine.backup_point(&m);
+                                    (m, point)
+                                })
+                                .collect();
+                            Some((w, ms))
+                        })
+                        .map_err(ControlError::from),
+                    Err(e) => Err(e),
+                },
                 // Nothing stored there yet (a service never backed up, a copy not yet made).
                 Err(ControlError::Format(btar_format::FormatError::NoLocation { .. })) => Ok(None),
                 Err(e) => Err(e),
             };
-            let found = found.map(|f| f.map(|(w, m, _)| (w, m)));
             // A former location with nothing left in it (retention removed its last backup, or
             // no copy was ever made there) is no longer one of the service's locations.
             let emptied = matches!(&found, Ok(None))
@@ -309,7 +303,7 @@ impl ControlPlane {
             read.push(PlaceRead { found, days, place });
         }
         // Every backup any location holds, by name (names sort by time).
-        let mut names: BTreeMap<String, Option<(Manifest, PgMeta)>> = BTreeMap::new();
+        let mut names: BTreeMap<String, Option<(Manifest, Option<BackupPoint>)>> = BTreeMap::new();
         for r in &read {
             if let Ok(Some((w, ms))) = &r.found {
                 for (m, meta) in ms {
@@ -384,7 +378,7 @@ impl ControlPlane {
                     backup_time: found
                         .as_ref()
                         .map(|(m, _)| m.completed_at)
-                        .or_else(|| btar_engine_pg::restore::time_of_name(name))
+                        .or_else(|| btar_format::time_of_backup_name(name))
                         .unwrap_or_default(),
                     data_size: found.as_ref().map_or(0, |(m, _)| m.stats.logical_bytes),
                     storage_location: svc.cloud.clone(),
@@ -396,8 +390,12 @@ impl ControlPlane {
                     incremental: found.as_ref().is_some_and(|(m, _)| {
                         home_index.is_some_and(|i| i > 0) && m.stats.new_chunks < m.stats.chunk_refs
                     }),
-                    start_lsn: found.as_ref().map(|(_, meta)| meta.start_lsn.clone()),
-                    stop_lsn: found.as_ref().map(|(_, meta)| meta.stop_lsn.clone()),
+                    start_lsn: found
+                        .as_ref()
+                        .and_then(|(_, p)| p.as_ref().map(|p| p.start.clone())),
+                    stop_lsn: found
+                        .as_ref()
+                        .and_then(|(_, p)| p.as_ref().map(|p| p.stop.clone())),
                     additional_regions,
                 }
             })
@@ -431,7 +429,7 @@ impl ControlPlane {
 }
 
 /// A location's window and its sound backups (oldest first).
-type Read = (Window, Vec<(Manifest, PgMeta)>);
+type Read = (Window, Vec<(Manifest, Option<BackupPoint>)>);
 
 /// One location of a service read for the backups view.
 struct PlaceRead {

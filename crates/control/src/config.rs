@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use btar_engine_pg::PgSettings;
+use std::collections::BTreeMap;
+
+use btar_engine::{AgentSettings, EngineKind};
 use btar_format::WriterOptions;
 use btar_region::{CancellationToken, Region, RegionConfig};
 use serde::{Deserialize, Serialize};
@@ -76,12 +78,12 @@ impl Default for StorageSettings {
     }
 }
 
+/// Unknown keys are refused in [`Config::validate`] (serde cannot deny them beside a flattened map).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     pub name: String,
     /// `pg` (PostgreSQL) or `mysql` (MySQL/MariaDB).
-    pub engine: String,
+    pub engine: EngineKind,
     /// Home region: where primary backups and the log archive live.
     pub cloud: String,
     #[serde(default)]
@@ -91,8 +93,17 @@ pub struct ServiceConfig {
     /// Additional backup regions must be on the home region's provider unless this is set.
     #[serde(default)]
     pub allow_cross_provider: bool,
-    #[serde(default)]
-    pub pg: Option<PgSettings>,
+    /// How the agent reaches the database: the `[service.<engine>]` table (`[service.pg]`), which
+    /// the engine parses and checks. Any other key lands here too and is refused by validation.
+    #[serde(flatten)]
+    pub agents: BTreeMap<String, AgentSettings>,
+}
+
+impl ServiceConfig {
+    /// The agent settings of this service's engine.
+    pub fn agent(&self) -> Option<&AgentSettings> {
+        self.agents.get(self.engine.as_str())
+    }
 }
 
 /// Where the catalog lives. Relative SQLite paths are taken from the config file's directory.
@@ -265,10 +276,11 @@ impl Config {
                     s.name
                 )));
             }
-            if !matches!(s.engine.as_str(), "pg" | "mysql") {
+            if let Some(key) = s.agents.keys().find(|k| *k != s.engine.as_str()) {
                 return Err(ConfigError::Invalid(format!(
-                    "service `{}`: engine must be `pg` or `mysql`, not `{}`",
-                    s.name, s.engine
+                    "service `{}`: unknown key `{key}` (a `{}` service's agent settings go under \
+                     [service.{}])",
+                    s.name, s.engine, s.engine
                 )));
             }
             self.region(&s.cloud)?;
@@ -291,10 +303,10 @@ impl Config {
                     )));
                 }
             }
-            if s.engine == "pg" && s.pg.is_none() {
+            if s.agent().is_none() {
                 return Err(ConfigError::Invalid(format!(
-                    "service `{}`: missing [service.pg] settings",
-                    s.name
+                    "service `{}`: missing [service.{}] settings",
+                    s.name, s.engine
                 )));
             }
         }

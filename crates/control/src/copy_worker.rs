@@ -7,9 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use btar_catalog::{ClaimedJob, CopyJob, JobKind, JobOutcome, JobProgress, LagSample, Role};
-use btar_engine_pg::backup::PgMeta;
-use btar_format::FormatError;
-use btar_region::RegionError;
 use btar_replicator::{CopyOptions, CopyOutcome, CopyProgress};
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -32,34 +29,6 @@ fn progress_of(p: &CopyProgress) -> JobProgress {
         chunks_total: i64::try_from(p.chunks_total).ok(),
         chunks_copied: i64::try_from(p.chunks_copied).ok(),
     }
-}
-
-/// Whether a failed attempt may succeed when run again: a store that was unreachable (the source
-/// or the destination, whichever layer noticed), or a cancelled run. Damage and misconfiguration
-/// need an operator.
-fn retryable(e: &ControlError) -> bool {
-    match e {
-        ControlError::Copy(c) => c.is_retryable(),
-        ControlError::Region(RegionError::Unavailable { .. })
-        | ControlError::Format(FormatError::Region(RegionError::Unavailable { .. })) => true,
-        ControlError::Config(crate::ConfigError::Region(RegionError::Unavailable { .. })) => true,
-        _ => false,
-    }
-}
-
-/// The WAL segments from a backup's start to its stop (its timeline): what a restore of it needs.
-fn needed_wal(m: &PgMeta) -> Vec<String> {
-    use btar_engine_pg::wal::{segment_name, segment_number};
-    let (Some(a), Some(b), Some(tli)) = (
-        segment_number(&m.start_wal, m.wal_segment_size),
-        segment_number(&m.stop_wal, m.wal_segment_size),
-        m.stop_wal.get(..8),
-    ) else {
-        return vec![];
-    };
-    (a..=b.max(a))
-        .map(|n| segment_name(tli, n, m.wal_segment_size))
-        .collect()
 }
 
 impl ControlPlane {
@@ -131,7 +100,7 @@ impl ControlPlane {
                 (JobOutcome::Completed(progress), Some(o))
             }
             Err(e) => {
-                let retryable = retryable(&e);
+                let retryable = e.is_retryable();
                 tracing::warn!(copy_job_id = %job.copy_job_id, error = %e, retryable, "copy job failed");
                 (
                     JobOutcome::Failed {
@@ -184,22 +153,26 @@ impl ControlPlane {
             .secondary_location(&src, &job.destination_region)
             .await?;
         let opts = CopyOptions::default();
+        let engine = self.engine_of(&src)?;
+        let seq = self.log_sequence(&src).await?;
         // A base backup restores only with the WAL from its start to its stop, which the primary
         // archive held before the backup committed: ship the logs first, so the copy's manifest —
         // written last — never names a backup the destination cannot restore. A damaged log this
         // backup does not need is reported on its own and does not hold the copy back.
         let (_, damaged) =
-            btar_replicator::copy_logs_skipping_damaged(&src, &dst, &opts, &|_| {}).await?;
+            btar_replicator::copy_logs_skipping_damaged(&src, &dst, &opts, seq.as_ref(), &|_| {})
+                .await?;
         let manifest = src.read_manifest(&job.backup_name).await?;
-        let needed = PgMeta::of(&manifest)
-            .map(|m| needed_wal(&m))
+        let needed = engine
+            .backup_point(&manifest)
+            .map(|p| p.logs)
             .unwrap_or_default();
         for d in damaged {
             if let Some(n) = needed.iter().find(|n| d.key.ends_with(&format!("/{n}"))) {
                 return Err(btar_replicator::CopyError::SourceDamaged {
                     region: job.source_region.clone(),
                     key: d.key,
-                    reason: format!("WAL segment {n}, which the backup needs: {}", d.reason),
+                    reason: format!("log file {n}, which the backup needs: {}", d.reason),
                 }
                 .into());
             }
@@ -223,7 +196,7 @@ impl ControlPlane {
             .map_err(btar_replicator::CopyError::from)?;
         if let Some(n) = needed.iter().find(|n| !present.contains(*n)) {
             return Err(ControlError::invalid(format!(
-                "copy job {}: WAL segment {n}, which backup {} needs, is not in source region `{}`; manifest not copied",
+                "copy job {}: log file {n}, which backup {} needs, is not in source region `{}`; manifest not copied",
                 job.copy_job_id, job.backup_name, job.source_region
             )));
         }

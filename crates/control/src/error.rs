@@ -16,7 +16,7 @@ pub enum ControlError {
     #[error(transparent)]
     Copy(#[from] btar_replicator::CopyError),
     #[error(transparent)]
-    Pg(#[from] btar_engine_pg::PgError),
+    Engine(#[from] btar_engine::EngineError),
     /// A request that cannot be served as asked (unknown region, region rules, bad target time).
     #[error("{0}")]
     Invalid(String),
@@ -48,6 +48,21 @@ pub enum ControlError {
 impl ControlError {
     pub fn invalid(msg: impl Into<String>) -> Self {
         ControlError::Invalid(msg.into())
+    }
+
+    /// Whether a failed attempt may succeed when run again without an operator: a store or
+    /// database that was unreachable (whichever layer noticed), or a cancelled run. Damage and
+    /// misconfiguration need an operator. Each layer's error decides for itself; this only asks it.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ControlError::Copy(c) => c.is_retryable(),
+            ControlError::Region(r) | ControlError::Config(ConfigError::Region(r)) => {
+                r.is_retryable()
+            }
+            ControlError::Format(f) => f.is_retryable(),
+            ControlError::Engine(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }
 

@@ -5,15 +5,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use btar_catalog::{Engine, NewService};
-use btar_engine_pg::PgSettings;
-use btar_engine_pg::restore::{Reached, RestoreOptions, Target};
+use btar_catalog::{NewService, Role};
+use btar_engine::{ArchiveTo, NoProgress, Reached, RestoreRequest, Target};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::backups::NO_PROGRESS;
 use crate::error::{ControlError, Result};
-use crate::{AGENT_KEY, ControlPlane};
+use crate::restore::free_port;
+use crate::{ControlPlane, agent_key};
 
 #[derive(Debug, Clone)]
 pub struct ForkRequest {
@@ -34,20 +33,13 @@ pub struct Forked {
     pub service_name: String,
     pub cloud: String,
     pub source_service: String,
-    pub source_location: &'static str,
+    pub source_location: Role,
     pub backup_name: String,
     pub data_dir: String,
     pub conninfo: String,
     pub reached: Option<Reached>,
     pub restored_bytes: u64,
     pub seconds: f64,
-}
-
-fn free_port() -> Result<u16> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| ControlError::Task(format!("no free port for the fork: {e}")))
 }
 
 impl ControlPlane {
@@ -62,11 +54,11 @@ impl ControlPlane {
         btar_format::layout::validate_name(&req.name)?;
         let src = self.catalog().get_service(&req.source_service).await?;
         let role = if req.cloud == src.cloud {
-            "primary"
+            Role::Primary
         } else if src.additional_backup_regions().contains(&req.cloud)
             || self.location(&src.name, &req.cloud).await.is_ok()
         {
-            "secondary"
+            Role::Secondary
         } else {
             return Err(ControlError::invalid(format!(
                 "region `{}` holds no copy of service `{}` (its locations: {})",
@@ -106,43 +98,32 @@ impl ControlPlane {
             Some(p) => p,
             None => free_port()?,
         };
-        let me = self.config().self_command();
-        let source_pg = self.pg_settings(&src);
-        let opts = RestoreOptions {
+        let engine = self.engine(&src)?;
+        let restore = RestoreRequest {
             target: req
                 .recovery_target_time
                 .map_or(Target::Latest, Target::Time),
             backup: None,
             data_dir: data_dir.clone(),
-            restore_command: format!(
-                "{me} wal-fetch --service {} --region {} %f %p",
-                src.name, req.cloud
-            ),
-            archive_command: Some(format!(
-                "{me} wal-push --service {} --region {} %p",
-                req.name, req.cloud
-            )),
-            settings: vec![
-                ("port".into(), port.to_string()),
-                ("listen_addresses".into(), "127.0.0.1".into()),
-                ("unix_socket_directories".into(), "/tmp".into()),
-            ],
+            btar: self.config().self_command(),
+            archive: Some(ArchiveTo {
+                service: req.name.clone(),
+                region: Some(req.cloud.clone()),
+            }),
+            port: Some(port),
+            loopback_only: true,
+            settings: vec![],
             start: true,
-            bin_dir: source_pg.as_ref().and_then(|p| p.bin_dir.clone()),
+            agent: self.agent_settings(&src),
             parallel: self.config().storage.parallel_files,
             promote_timeout: Duration::from_secs(3600),
         };
         // The fork archives from its promotion on, before any backup of its own: its location
         // must exist by then, since `wal-push` never creates one.
-        self.create_home_location(&req.name, &req.cloud, "pg")
+        self.create_home_location(&req.name, &req.cloud, src.engine)
             .await?;
-        let outcome = btar_engine_pg::restore::run(&loc, &opts, NO_PROGRESS, NO_PROGRESS).await?;
-        let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
-        let agent = PgSettings {
-            conninfo: conninfo.clone(),
-            data_dir: Some(data_dir.display().to_string()),
-            bin_dir: opts.bin_dir.clone(),
-        };
+        let outcome = self.restore_from(&loc, &restore, &NoProgress).await?;
+        let conninfo = outcome.conninfo.clone().unwrap_or_default();
         let plan = req.plan.clone().unwrap_or_else(|| src.plan.clone());
         let mut user_config = serde_json::json!({
             "service_to_fork_from": src.name,
@@ -151,12 +132,13 @@ impl ControlPlane {
         if let Some(t) = req.recovery_target_time {
             user_config["recovery_target_time"] = serde_json::json!(t.to_rfc3339());
         }
-        user_config[AGENT_KEY] =
-            serde_json::to_value(&agent).map_err(|e| ControlError::Task(e.to_string()))?;
+        if let Some(agent) = &outcome.agent {
+            user_config[agent_key(engine.kind())] = agent.0.clone();
+        }
         self.catalog()
             .create_service(&NewService {
                 name: req.name.clone(),
-                engine: Engine::Pg,
+                engine: src.engine,
                 cloud: req.cloud.clone(),
                 plan,
                 user_config,
@@ -168,8 +150,11 @@ impl ControlPlane {
                 Some(&req.name),
                 "forked",
                 &format!(
-                    "forked from {} ({role} location {}, backup {})",
-                    src.name, req.cloud, outcome.backup
+                    "forked from {} ({} location {}, backup {})",
+                    src.name,
+                    role.as_str(),
+                    req.cloud,
+                    outcome.backup
                 ),
             )
             .await;

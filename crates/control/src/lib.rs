@@ -13,8 +13,10 @@ mod copy_worker;
 mod error;
 mod fork;
 mod locations;
+mod log_sequence;
 mod log_shipper;
 mod metrics;
+mod restore;
 mod retention;
 pub mod schedule;
 mod scheduler;
@@ -22,8 +24,8 @@ mod services;
 
 use std::sync::Arc;
 
-use btar_catalog::{Catalog, Engine, NewService};
-use btar_engine_pg::PgSettings;
+use btar_catalog::{Catalog, NewService};
+use btar_engine::{AgentSettings, Engine, Engines};
 use btar_format::Location;
 use btar_region::CancellationToken;
 
@@ -33,11 +35,14 @@ pub use copy_worker::CopyRun;
 pub use error::{ControlError, Result};
 pub use fork::{ForkRequest, Forked};
 pub use log_shipper::{LogShipped, NOTIFY_PREFIX, notify_archived};
+pub use restore::{RestoreRun, Restored};
 pub use scheduler::Roles;
 pub use services::{ServiceCreate, ServiceView};
 
 /// User-config key under which a service registered here (a fork) keeps its agent settings.
-const AGENT_KEY: &str = "btar_pg";
+pub(crate) fn agent_key(engine: btar_engine::EngineKind) -> String {
+    format!("btar_{engine}")
+}
 
 /// A handle on the control plane. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -49,25 +54,37 @@ pub struct ControlPlane {
 struct Inner {
     cfg: Config,
     catalog: Catalog,
+    engines: Engines,
     cancel: CancellationToken,
     /// Lease owner name of this process in the catalog.
     owner: String,
     /// Wakes the copy workers when a job is created in this process.
     jobs_created: tokio::sync::Notify,
+    /// Log numbering per service, once a backup told it (see `log_sequence`).
+    sequences:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<dyn btar_engine::LogSequence>>>,
 }
 
 impl ControlPlane {
     /// Opens the catalog the config names and registers the config's services that it lacks.
-    pub async fn open(cfg: Config, cancel: CancellationToken) -> Result<Self> {
+    /// `engines` are the engines this btar is built with; each checks its services' settings.
+    pub async fn open(cfg: Config, engines: Engines, cancel: CancellationToken) -> Result<Self> {
         let catalog = Catalog::open(&cfg.catalog_url()).await?;
-        Self::with_catalog(cfg, catalog, cancel).await
+        Self::with_catalog(cfg, engines, catalog, cancel).await
     }
 
     pub async fn with_catalog(
         cfg: Config,
+        engines: Engines,
         catalog: Catalog,
         cancel: CancellationToken,
     ) -> Result<Self> {
+        for s in &cfg.services {
+            engines
+                .get(s.engine)
+                .and_then(|e| s.agent().map_or(Ok(()), |a| e.check_settings(a)))
+                .map_err(|e| ConfigError::Invalid(format!("service `{}`: {e}", s.name)))?;
+        }
         let owner = format!(
             "{}-{}-{:08x}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "btar".into()),
@@ -78,9 +95,11 @@ impl ControlPlane {
             inner: Arc::new(Inner {
                 cfg,
                 catalog,
+                engines,
                 cancel,
                 owner,
                 jobs_created: tokio::sync::Notify::new(),
+                sequences: Default::default(),
             }),
         };
         cp.register_config_services().await?;
@@ -115,14 +134,10 @@ impl ControlPlane {
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
-            let engine = match s.engine.as_str() {
-                "mysql" => Engine::Mysql,
-                _ => Engine::Pg,
-            };
             catalog
                 .create_service(&NewService {
                     name: s.name.clone(),
-                    engine,
+                    engine: s.engine,
                     cloud: s.cloud.clone(),
                     plan: s.plan.clone().unwrap_or_default(),
                     user_config: serde_json::json!({
@@ -130,7 +145,7 @@ impl ControlPlane {
                     }),
                 })
                 .await?;
-            self.register_location(&s.name, &s.cloud, &s.engine).await;
+            self.register_location(&s.name, &s.cloud, s.engine).await;
         }
         Ok(())
     }
@@ -173,15 +188,30 @@ impl ControlPlane {
         }
     }
 
+    pub fn engines(&self) -> &Engines {
+        &self.inner.engines
+    }
+
+    /// The engine of a service.
+    pub fn engine(&self, svc: &btar_catalog::Service) -> Result<&dyn Engine> {
+        Ok(self.engines().get(svc.engine)?)
+    }
+
+    /// The engine of the service a location holds.
+    pub fn engine_of(&self, loc: &Location) -> Result<&dyn Engine> {
+        Ok(self.engines().of(loc)?)
+    }
+
     /// Agent settings of a service whose database this process can reach: from the config, or those
     /// a fork was registered with.
-    pub fn pg_settings(&self, svc: &btar_catalog::Service) -> Option<PgSettings> {
+    pub fn agent_settings(&self, svc: &btar_catalog::Service) -> Option<AgentSettings> {
         if let Ok(s) = self.config().service(Some(&svc.name))
-            && let Some(pg) = &s.pg
+            && let Some(agent) = s.agent()
         {
-            return Some(pg.clone());
+            return Some(agent.clone());
         }
-        serde_json::from_value(svc.user_config.get(AGENT_KEY)?.clone()).ok()
+        let stored = svc.user_config.get(agent_key(svc.engine))?;
+        Some(AgentSettings(stored.clone()))
     }
 
     /// Opens an existing location of `service` in `region`.

@@ -38,7 +38,7 @@ pub struct LogShipped {
     pub logs_copied: u64,
     pub bytes_transferred: u64,
     /// Per timeline, the newest segment up to which the destination is gap-free.
-    pub watermarks: Vec<btar_replicator::Watermark>,
+    pub watermarks: Vec<btar_engine::Watermark>,
     /// Worst time between a file being durable in the primary and in the destination, this pass.
     pub wal_lag_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,14 +94,21 @@ impl ControlPlane {
         let worst = std::sync::Mutex::new(None::<f64>);
         let record = |p: &LogProgress| {
             if let Some(t) = p.last_source_time {
-                let lag = seconds_since(t, Utc::now());
+                let lag = seconds_since(t, self.catalog().now());
                 if let Ok(mut w) = worst.lock() {
                     *w = Some(w.map_or(lag, |x: f64| x.max(lag)));
                 }
             }
         };
-        let out =
-            btar_replicator::copy_logs(&src, &dst_loc, &CopyOptions::default(), &record).await?;
+        let seq = self.log_sequence(&src).await?;
+        let out = btar_replicator::copy_logs(
+            &src,
+            &dst_loc,
+            &CopyOptions::default(),
+            seq.as_ref(),
+            &record,
+        )
+        .await?;
         let worst = worst.lock().map(|w| *w).unwrap_or(None);
         for w in &out.watermarks {
             if let Ok(tli) = i64::from_str_radix(&w.timeline, 16) {
@@ -170,7 +177,8 @@ impl ControlPlane {
                             destination_region: dst.clone(),
                             sampled_at: now,
                             backup_lag_seconds: None,
-                            wal_lag_seconds: durable_at.map(|t| seconds_since(t, Utc::now())),
+                            wal_lag_seconds: durable_at
+                                .map(|t| seconds_since(t, self.catalog().now())),
                             bytes_pending: None,
                             latest_recoverable_time: None,
                         })

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use btar_catalog::Role;
-use btar_engine_pg::backup::PgMeta;
+use btar_engine::Engine;
 use btar_format::{ChunkId, FormatError, Location, layout};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::TryStreamExt;
@@ -58,7 +58,8 @@ impl ControlPlane {
                 match self.location(&svc.name, region).await {
                     Ok(loc) => {
                         let keep = TimeDelta::days(days.into());
-                        let e = expire_location(&loc, keep, place.receiving, now).await?;
+                        let engine = self.engine_of(&loc)?;
+                        let e = expire_location(&loc, engine, keep, place.receiving, now).await?;
                         for b in &e.backups {
                             self.catalog().delete_backup(&svc.name, region, b).await?;
                         }
@@ -84,6 +85,7 @@ impl ControlPlane {
 /// the rest.
 pub async fn expire_location(
     loc: &Location,
+    engine: &dyn Engine,
     keep: TimeDelta,
     receiving: bool,
     now: DateTime<Utc>,
@@ -133,20 +135,21 @@ pub async fn expire_location(
     }
     // Logs before the oldest kept backup's start are needed by no restore that remains; with no
     // backup left at all (a location that no longer receives any), no log is needed.
-    let oldest = kept.first().and_then(PgMeta::of);
+    let seq = engine.log_sequence(kept.last());
+    let number = |name: &str| seq.position(name).map(|p| p.number);
+    let oldest = kept.first().and_then(|m| {
+        let point = engine.backup_point(m)?;
+        Some((number(point.logs.first()?)?, point.started_at))
+    });
     let all_gone = kept.is_empty() && damaged == 0;
     if oldest.is_some() || all_gone {
         let mut logs: Vec<_> = loc.list_logs().try_collect().await?;
         // Oldest first (filesystem listings are unordered): a pass killed midway then leaves the
         // archive without holes, only a shorter head.
-        logs.sort_by(|a, b| (a.name.get(8..), &a.timeline).cmp(&(b.name.get(8..), &b.timeline)));
+        logs.sort_by_key(|l| (number(&l.name), l.timeline.clone()));
         for l in logs {
-            let before = |o: &PgMeta| {
-                let is_segment = l.name.len() == 24;
-                let cutoff = o.start_wal.get(8..).unwrap_or_default();
-                is_segment
-                    && l.name.get(8..).is_some_and(|n| n < cutoff)
-                    && l.last_modified < o.backup_start_time
+            let before = |&(cutoff, started_at): &(u64, DateTime<Utc>)| {
+                number(&l.name).is_some_and(|n| n < cutoff) && l.last_modified < started_at
             };
             if oldest.as_ref().map_or(all_gone, before) {
                 loc.region()

@@ -138,7 +138,10 @@ impl ControlPlane {
     async fn run_plans(&self) -> Result<()> {
         let now = self.catalog().now();
         for svc in self.catalog().list_services().await? {
-            if svc.deleted_at.is_some() || svc.plan.is_empty() || self.pg_settings(&svc).is_none() {
+            if svc.deleted_at.is_some()
+                || svc.plan.is_empty()
+                || self.agent_settings(&svc).is_none()
+            {
                 continue;
             }
             let Ok(plan) = self.config().plan(&svc.plan) else {

@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use btar_catalog::{CatalogError, Engine, NewService, Role, Service, ServiceUpdate};
+use btar_catalog::{CatalogError, EngineKind, NewService, Role, Service, ServiceUpdate};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{AGENT_KEY, ControlError, ControlPlane, ForkRequest, Result};
+use crate::{ControlError, ControlPlane, ForkRequest, Result, agent_key};
 
 const REGIONS_KEY: &str = "additional_backup_regions";
 const CROSS_PROVIDER_KEY: &str = "allow_cross_provider";
@@ -107,7 +107,7 @@ impl ControlPlane {
             .catalog()
             .create_service(&NewService {
                 name: req.name.clone(),
-                engine: parse_engine(&req.service_type, Engine::Pg)?,
+                engine: self.parse_engine(&req.service_type, EngineKind::Pg)?,
                 cloud: req.cloud.clone(),
                 plan: req.plan.clone(),
                 user_config: Value::Object(config),
@@ -115,7 +115,7 @@ impl ControlPlane {
             .await?;
         // The location is created now, explicitly, so the service's `wal-push` finds it before
         // the first backup; an unreachable region leaves that to the first backup.
-        self.register_location(&svc.name, &svc.cloud, svc.engine.as_str())
+        self.register_location(&svc.name, &svc.cloud, svc.engine)
             .await;
         if !regions.is_empty() {
             self.backup_if_stale(&svc).await;
@@ -241,7 +241,7 @@ impl ControlPlane {
             Err(ControlError::NotFound(m)) => return Err(ControlError::Invalid(m)),
             Err(e) => return Err(e),
         };
-        if parse_engine(&req.service_type, src.engine)? != src.engine {
+        if self.parse_engine(&req.service_type, src.engine)? != src.engine {
             return Err(ControlError::invalid(format!(
                 "service_type `{}` differs from the source's `{}`",
                 req.service_type, src.engine
@@ -388,14 +388,21 @@ fn unknown_key(key: &str) -> ControlError {
     ))
 }
 
-fn parse_engine(service_type: &str, default: Engine) -> Result<Engine> {
-    match service_type {
-        "" => Ok(default),
-        "pg" => Ok(Engine::Pg),
-        "mysql" => Ok(Engine::Mysql),
-        other => Err(ControlError::invalid(format!(
-            "service_type must be `pg` or `mysql`, not `{other}`"
-        ))),
+impl ControlPlane {
+    /// The engine a request names (`service_type`), which this btar must be built with.
+    fn parse_engine(&self, service_type: &str, default: EngineKind) -> Result<EngineKind> {
+        let kind = match service_type {
+            "" => default,
+            other => other.parse().map_err(|_| {
+                ControlError::invalid(format!(
+                    "service_type must be `pg` or `mysql`, not `{other}`"
+                ))
+            })?,
+        };
+        self.engines()
+            .get(kind)
+            .map_err(|e| ControlError::invalid(e.to_string()))?;
+        Ok(kind)
     }
 }
 
@@ -413,12 +420,12 @@ fn into_object(config: Value) -> Result<Map<String, Value>> {
 fn merge_config(stored: &Value, patch: Map<String, Value>) -> Result<Map<String, Value>> {
     let mut merged = stored.as_object().cloned().unwrap_or_default();
     for (key, value) in patch {
-        if key == AGENT_KEY {
-            if merged.contains_key(AGENT_KEY) {
+        if is_agent_key(&key) {
+            if merged.contains_key(&key) {
                 continue;
             }
             return Err(ControlError::invalid(format!(
-                "user_config.{AGENT_KEY} is set by btar for forks; declare a database's agent \
+                "user_config.{key} is set by btar for forks; declare a database's agent \
                  settings in the config file"
             )));
         }
@@ -471,14 +478,21 @@ fn string_key<'a>(config: &'a Map<String, Value>, key: &str) -> Result<Option<&'
     }
 }
 
+/// The user-config key of some engine's agent settings (`btar_pg`).
+fn is_agent_key(key: &str) -> bool {
+    EngineKind::ALL.iter().any(|k| agent_key(*k) == key)
+}
+
 /// Hides passwords in the agent settings' conninfo (`password=…` or `postgres://user:…@`).
 fn masked(mut config: Value) -> Value {
-    if let Some(conninfo) = config
-        .get_mut(AGENT_KEY)
-        .and_then(|a| a.get_mut("conninfo"))
-        && let Some(text) = conninfo.as_str()
-    {
-        *conninfo = Value::String(mask_conninfo(text));
+    for kind in EngineKind::ALL {
+        if let Some(conninfo) = config
+            .get_mut(agent_key(kind))
+            .and_then(|a| a.get_mut("conninfo"))
+            && let Some(text) = conninfo.as_str()
+        {
+            *conninfo = Value::String(mask_conninfo(text));
+        }
     }
     config
 }

@@ -51,9 +51,14 @@ fn config(dir: &Path) -> Config {
 
 async fn start(catalog: Catalog, dir: tempfile::TempDir) -> Server {
     let cancel = CancellationToken::new();
-    let cp = ControlPlane::with_catalog(config(dir.path()), catalog, cancel.clone())
-        .await
-        .unwrap();
+    let cp = ControlPlane::with_catalog(
+        config(dir.path()),
+        btar_engine::Engines::default().with(std::sync::Arc::new(btar_engine_pg::PgEngine)),
+        catalog,
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(btar_control::api::serve(

@@ -31,7 +31,7 @@ async fn control(dir: &Path, home: RegionConfig, options: CatalogOptions) -> Con
     let catalog = Catalog::open_with(&url, options, Arc::new(SystemClock))
         .await
         .unwrap();
-    ControlPlane::with_catalog(cfg, catalog, CancellationToken::new())
+    ControlPlane::with_catalog(cfg, common::engines(), catalog, CancellationToken::new())
         .await
         .unwrap()
 }

@@ -49,7 +49,7 @@ async fn control(dir: &Path, additional: &[&str]) -> ControlPlane {
     let cfg = common::daily_plan_config(SVC, regions(dir), additional, true);
     let url = format!("sqlite://{}?mode=rwc", dir.join("catalog.db").display());
     let catalog = Catalog::open(&url).await.unwrap();
-    ControlPlane::with_catalog(cfg, catalog, CancellationToken::new())
+    ControlPlane::with_catalog(cfg, common::engines(), catalog, CancellationToken::new())
         .await
         .unwrap()
 }
@@ -227,6 +227,7 @@ async fn the_backups_index_is_rebuilt_from_the_stores() {
     );
     let fresh = ControlPlane::with_catalog(
         cp.config().clone(),
+        common::engines(),
         Catalog::open(&url).await.unwrap(),
         CancellationToken::new(),
     )

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use btar_catalog::Catalog;
 use btar_control::{BackupsView, Config, ControlPlane, ServiceCreate};
+use btar_engine::Target;
 use btar_engine_pg::backup::PgMeta;
-use btar_engine_pg::restore::{self, Target};
+use btar_engine_pg::restore;
 use btar_format::{BackupWriter, Location, WriterOptions, backup_name_at, layout};
 use btar_region::CancellationToken;
 use btar_testkit::{PatternReader, fs_region};
@@ -38,6 +39,7 @@ async fn catalog(dir: &Path) -> Catalog {
 async fn control(dir: &Path, additional: &[&str]) -> ControlPlane {
     ControlPlane::with_catalog(
         config(dir, additional),
+        common::engines(),
         catalog(dir).await,
         CancellationToken::new(),
     )

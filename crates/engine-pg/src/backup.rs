@@ -38,21 +38,7 @@ impl PgMeta {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct BackupOptions {
-    pub parallel_files: usize,
-    /// How long `pg_backup_stop` may wait for the archiver before the backup is abandoned.
-    pub archive_wait: Duration,
-}
-
-impl Default for BackupOptions {
-    fn default() -> Self {
-        Self {
-            parallel_files: 4,
-            archive_wait: Duration::from_secs(600),
-        }
-    }
-}
+pub use btar_engine::BackupOptions;
 
 /// Contents skipped but directory kept (as pg_basebackup does).
 const EMPTY_DIRS: &[&str] = &[

@@ -70,6 +70,9 @@ pub enum PgError {
         reason: String,
     },
 
+    #[error("`{0}` is not a recovery target: an LSN is written X/Y in hexadecimal")]
+    BadTarget(String),
+
     #[error("restore directory {0} exists and is not empty")]
     DirNotEmpty(String),
 

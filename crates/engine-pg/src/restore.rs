@@ -5,42 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use btar_engine::Progress;
+pub use btar_engine::{DamagedBackup, Reached, RestoreOutcome, Target, Window};
 use btar_format::{FileReader, Location, Manifest};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use crate::archive::ArchiveIndex;
 use crate::backup::PgMeta;
 use crate::error::PgError;
 use crate::server::Server;
 use crate::{cluster, wal};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Latest,
-    Time(DateTime<Utc>),
-    Lsn(String),
-    Name(String),
-}
-
-/// The recoverable window of a location: from the end of its oldest backup to its newest archived WAL.
-#[derive(Debug, Clone, Serialize)]
-pub struct Window {
-    pub region: String,
-    pub earliest: Option<DateTime<Utc>>,
-    pub latest: Option<DateTime<Utc>>,
-    pub backups: Vec<String>,
-    /// Backups whose manifest cannot be read (damaged, altered, from a newer btar): reported, never
-    /// restored from, and they do not hide their sound neighbours.
-    pub damaged: Vec<DamagedBackup>,
-}
-
-/// A backup of the location that cannot be used, and why.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct DamagedBackup {
-    pub backup_name: String,
-    pub reason: String,
-}
 
 /// Whether a manifest read failed because of the object itself (so the backup is damaged) rather
 /// than the store (an outage must fail the whole read: it says nothing about the backup).
@@ -50,15 +23,6 @@ fn is_damage(e: &btar_format::FormatError) -> bool {
         e,
         F::Damaged { .. } | F::WrongKeyOrTampered { .. } | F::UnsupportedVersion { .. }
     )
-}
-
-impl std::fmt::Display for Window {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.earliest, self.latest) {
-            (Some(a), Some(b)) => write!(f, "{} .. {}", a.to_rfc3339(), b.to_rfc3339()),
-            _ => f.write_str("empty (no backups)"),
-        }
-    }
 }
 
 pub fn parse_lsn(lsn: &str) -> Option<u64> {
@@ -100,7 +64,7 @@ pub async fn window(
     let seg_size = backups
         .last()
         .map(|(_, m)| m.wal_segment_size)
-        .unwrap_or(DEFAULT_SEGMENT_SIZE);
+        .unwrap_or(wal::DEFAULT_SEGMENT_SIZE);
     let index = ArchiveIndex::load(loc, seg_size).await?;
     let earliest = backups.first().map(|(_, m)| m.backup_stop_time);
     let newest_backup = backups.last().map(|(_, m)| m.backup_stop_time);
@@ -123,8 +87,6 @@ pub async fn window(
     Ok((w, backups, index))
 }
 
-const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
-
 /// Refuses a target that recovery from `meta`'s backup could only reach by crossing a WAL gap.
 fn check_reachable(
     index: &ArchiveIndex,
@@ -138,7 +100,7 @@ fn check_reachable(
     let blocked = match target {
         Target::Latest | Target::Name(_) => true,
         Target::Time(t) => gap.reachable_until.is_none_or(|r| *t > r),
-        Target::Lsn(l) => {
+        Target::Position(l) => {
             let gap_start = wal::segment_number(&gap.segment, meta.wal_segment_size)
                 .map(|n| n * meta.wal_segment_size);
             match (parse_lsn(l), gap_start) {
@@ -160,18 +122,10 @@ fn check_reachable(
     Ok(())
 }
 
-/// The completion time a backup name encodes (`backup_name_at`), for damaged backups whose
-/// manifest cannot be read.
-pub fn time_of_name(name: &str) -> Option<DateTime<Utc>> {
-    chrono::NaiveDateTime::parse_from_str(name, "%Y%m%dT%H%M%S%3fZ")
-        .ok()
-        .map(|t| t.and_utc())
-}
-
 /// Whether a damaged backup might have served `target` (by its name's time; an unparsable name
 /// might have).
 fn could_serve(d: &DamagedBackup, target: &Target) -> bool {
-    match (target, time_of_name(&d.backup_name)) {
+    match (target, btar_format::time_of_backup_name(&d.backup_name)) {
         (Target::Time(t), Some(at)) => at <= *t,
         _ => true,
     }
@@ -238,9 +192,8 @@ pub fn choose(
             }
             backups.iter().rev().find(|(_, m)| m.backup_stop_time <= *t)
         }
-        Target::Lsn(l) => {
-            let want = parse_lsn(l)
-                .ok_or_else(|| PgError::Recovery(format!("`{l}` is not an LSN (X/Y)")))?;
+        Target::Position(l) => {
+            let want = parse_lsn(l).ok_or_else(|| PgError::BadTarget(l.clone()))?;
             backups
                 .iter()
                 .rev()
@@ -284,25 +237,6 @@ pub struct RestoreOptions {
     pub promote_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Reached {
-    pub timeline: u32,
-    pub lsn: String,
-    pub last_commit_time: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RestoreOutcome {
-    pub region: String,
-    pub backup: String,
-    pub data_dir: String,
-    pub bytes: u64,
-    pub reached: Option<Reached>,
-    /// Damaged backups passed over for an older sound one (see [`skipped_damaged`]).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub skipped_damaged: Vec<DamagedBackup>,
-}
-
 fn quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', "''"))
 }
@@ -318,7 +252,7 @@ fn recovery_settings(opts: &RestoreOptions) -> Vec<(String, String)> {
             "recovery_target_time".into(),
             t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string(),
         )),
-        Target::Lsn(l) => s.push(("recovery_target_lsn".into(), l.clone())),
+        Target::Position(l) => s.push(("recovery_target_lsn".into(), l.clone())),
         Target::Name(n) => s.push(("recovery_target_name".into(), n.clone())),
     }
     if opts.target != Target::Latest {
@@ -396,8 +330,7 @@ fn clean_failed(opts: &RestoreOptions) -> Result<(), String> {
 pub async fn run(
     loc: &Location,
     opts: &RestoreOptions,
-    on_total: &(dyn Fn(u64) + Send + Sync),
-    progress: &(dyn Fn(u64) + Send + Sync),
+    progress: &dyn Progress,
 ) -> Result<RestoreOutcome, PgError> {
     let (window, backups, index) = window(loc).await?;
     let (manifest, meta) = choose(
@@ -417,7 +350,7 @@ pub async fn run(
             "restoring from an older backup: a newer one is damaged");
     }
     prepare_dir(&opts.data_dir).await?;
-    let e = match fill_and_start(loc, opts, &manifest, skipped, on_total, progress).await {
+    let e = match fill_and_start(loc, opts, &manifest, skipped, progress).await {
         Ok(outcome) => return Ok(outcome),
         Err(e) => e,
     };
@@ -439,13 +372,14 @@ async fn fill_and_start(
     opts: &RestoreOptions,
     manifest: &Manifest,
     skipped: Vec<DamagedBackup>,
-    on_total: &(dyn Fn(u64) + Send + Sync),
-    progress: &(dyn Fn(u64) + Send + Sync),
+    progress: &dyn Progress,
 ) -> Result<RestoreOutcome, PgError> {
-    on_total(manifest.stats.logical_bytes);
+    progress.total(manifest.stats.logical_bytes);
     let reader = FileReader::new(loc.clone(), 16);
     let bytes = reader
-        .restore_tree(manifest, &opts.data_dir, opts.parallel, progress)
+        .restore_tree(manifest, &opts.data_dir, opts.parallel, &|n| {
+            progress.advance(n)
+        })
         .await?;
 
     let mut conf = String::from("\n# --- added by btar restore ---\n");
@@ -471,6 +405,8 @@ async fn fill_and_start(
         bytes,
         reached: None,
         skipped_damaged: skipped,
+        agent: None,
+        conninfo: None,
     };
     if opts.start {
         outcome.reached = Some(start_and_promote(opts).await?);

@@ -12,8 +12,6 @@ use crate::backup::PgMeta;
 use crate::error::PgError;
 use crate::wal;
 
-const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
-
 /// Every run of missing WAL segments from each backup's start to the newest archived segment, per
 /// timeline path, each reported once: as making a backup unrestorable when it lies inside that
 /// backup's own start..stop range, otherwise as where point-in-time recovery stops. With `only`, the
@@ -33,7 +31,7 @@ pub async fn wal_gaps(loc: &Location, only: Option<&str>) -> Result<Vec<Problem>
     }
     let seg_size = backups
         .last()
-        .map_or(DEFAULT_SEGMENT_SIZE, |(_, m)| m.wal_segment_size);
+        .map_or(wal::DEFAULT_SEGMENT_SIZE, |(_, m)| m.wal_segment_size);
     let index = ArchiveIndex::load(loc, seg_size).await?;
     let range = |meta: &PgMeta| {
         wal::segment_number(&meta.start_wal, seg_size)

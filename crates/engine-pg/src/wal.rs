@@ -101,21 +101,58 @@ pub async fn fetch(loc: &Location, name: &str, dest: &Path) -> Result<bool, PgEr
     Ok(true)
 }
 
+/// `initdb`'s default `--wal-segsize`; what a location without a backup (so without a recorded
+/// segment size) is numbered by.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
+
+/// Segments per log id: PostgreSQL names a segment (log id, segment) with the segment part wrapping
+/// at 4 GiB / segment size, so with 16 MiB segments `…000000FF` is followed by `…0000000100000000`,
+/// and with 64 MiB ones `…0000003F` is.
+fn per_log(seg_size: u64) -> u64 {
+    (0x1_0000_0000u64 / seg_size.max(1)).max(1)
+}
+
 /// Segment number (log, seg) of a 24-hex-digit segment name, for range checks.
 pub fn segment_number(name: &str, seg_size: u64) -> Option<u64> {
-    if name.len() < 24 {
+    let (log, seg) = (name.get(8..16)?, name.get(16..24)?);
+    if name.len() != 24 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let log = u64::from_str_radix(&name[8..16], 16).ok()?;
-    let seg = u64::from_str_radix(&name[16..24], 16).ok()?;
-    let per_log = 0x1_0000_0000u64 / seg_size.max(1);
-    Some(log * per_log + seg)
+    let log = u64::from_str_radix(log, 16).ok()?;
+    let seg = u64::from_str_radix(seg, 16).ok()?;
+    Some(log * per_log(seg_size) + seg)
 }
 
 /// The segment name of segment number `n` on `timeline`.
 pub fn segment_name(timeline: &str, n: u64, seg_size: u64) -> String {
-    let per_log = 0x1_0000_0000u64 / seg_size.max(1);
-    format!("{timeline}{:08X}{:08X}", n / per_log, n % per_log)
+    let per = per_log(seg_size);
+    format!("{timeline}{:08X}{:08X}", n / per, n % per)
+}
+
+/// The order of WAL segments for the engine layer: one family per timeline, numbered across log
+/// ids by the cluster's segment size. History, backup-label and partial files are outside it.
+#[derive(Debug, Clone, Copy)]
+pub struct WalSequence {
+    seg_size: u64,
+}
+
+impl WalSequence {
+    pub fn new(seg_size: u64) -> Self {
+        Self { seg_size }
+    }
+}
+
+impl btar_engine::LogSequence for WalSequence {
+    fn position(&self, name: &str) -> Option<btar_engine::LogPosition> {
+        Some(btar_engine::LogPosition {
+            number: segment_number(name, self.seg_size)?,
+            family: name.get(..8)?.to_ascii_uppercase(),
+        })
+    }
+
+    fn name_of(&self, like: &str, number: u64) -> String {
+        segment_name(like.get(..8).unwrap_or("00000001"), number, self.seg_size)
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +190,49 @@ mod tests {
         ] {
             assert!(WalFile::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn watermark_crosses_log_ids_by_the_segment_size() {
+        use btar_engine::{LogSequence, watermarks};
+        let tl = |names: &[&str]| -> Vec<(String, String)> {
+            names
+                .iter()
+                .map(|n| ("00000001".to_string(), n.to_string()))
+                .collect()
+        };
+        let w = watermarks(
+            tl(&[
+                "0000000100000000000000FE",
+                "0000000100000000000000FF",
+                "000000010000000100000000",
+                "000000010000000100000002",
+                "00000001.history",
+                "000000010000000100000000.00000028.backup",
+                "000000010000000100000003.partial",
+            ]),
+            &WalSequence::new(16 << 20),
+        );
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].watermark, "000000010000000100000000");
+        assert_eq!(
+            w[0].first_missing.as_deref(),
+            Some("000000010000000100000001")
+        );
+        assert_eq!(w[0].segments, 4);
+        // 64 MiB segments: a log id holds 64, so …3F is followed by the next log id's …00 — and
+        // numbered with the default 16 MiB, the same files would show a false gap there.
+        let rollover = tl(&["00000001000000000000003F", "000000010000000100000000"]);
+        let w = watermarks(rollover.clone(), &WalSequence::new(64 << 20));
+        assert_eq!(w[0].watermark, "000000010000000100000000");
+        assert_eq!(w[0].first_missing, None);
+        let wrong = watermarks(rollover, &WalSequence::new(16 << 20));
+        assert!(wrong[0].first_missing.is_some());
+        let s = WalSequence::new(1 << 30);
+        assert_eq!(
+            s.name_of("000000010000000000000003", 4),
+            "000000010000000100000000"
+        );
     }
 
     #[test]

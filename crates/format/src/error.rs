@@ -68,6 +68,11 @@ pub enum FormatError {
 }
 
 impl FormatError {
+    /// See [`RegionError::is_retryable`]; a damaged or unreadable object never is.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, FormatError::Region(e) if e.is_retryable())
+    }
+
     pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
         FormatError::Io {
             path: path.into(),

@@ -21,7 +21,7 @@ mod writer;
 pub use chunk::{ChunkId, ChunkIdKey};
 pub use error::FormatError;
 pub use location::{Location, LogObject, LogPut};
-pub use manifest::{FileEntry, FileKind, Manifest, backup_name_at};
+pub use manifest::{FileEntry, FileKind, Manifest, backup_name_at, time_of_backup_name};
 pub use reader::FileReader;
 pub use service::ServiceDescriptor;
 pub use writer::{BackupWriter, WriteStats, WriterOptions};

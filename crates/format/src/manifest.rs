@@ -11,6 +11,13 @@ pub fn backup_name_at(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%S%3fZ").to_string()
 }
 
+/// The time a backup name encodes ([`backup_name_at`]), for backups whose manifest cannot be read.
+pub fn time_of_backup_name(name: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(name, "%Y%m%dT%H%M%S%3fZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FileKind {

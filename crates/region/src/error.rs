@@ -57,4 +57,13 @@ impl RegionError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, RegionError::NotFound { .. })
     }
+
+    /// Whether the same operation may succeed when run again without an operator: the store was
+    /// unreachable past the retries, or the run was cancelled.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            RegionError::Unavailable { .. } | RegionError::Cancelled
+        )
+    }
 }

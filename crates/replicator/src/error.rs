@@ -119,11 +119,11 @@ impl CopyError {
     /// Whether re-running the same copy may succeed (cancelled, or the store was unavailable), as
     /// opposed to damage or misconfiguration that needs an operator.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            CopyError::Cancelled
-                | CopyError::Region(RegionError::Unavailable { .. })
-                | CopyError::Task(_)
-        )
+        match self {
+            CopyError::Cancelled | CopyError::Task(_) => true,
+            CopyError::Region(r) => r.is_retryable(),
+            CopyError::Format(f) => f.is_retryable(),
+            _ => false,
+        }
     }
 }

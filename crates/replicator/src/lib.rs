@@ -14,7 +14,6 @@ mod destination;
 mod error;
 mod log_copy;
 mod progress;
-mod watermark;
 
 pub use backup_copy::copy_backup;
 pub use destination::{create_destination, open_destination};
@@ -23,4 +22,3 @@ pub use log_copy::{DamagedLog, LogCopied, copy_log, copy_logs, copy_logs_skippin
 pub use progress::{
     CopyOptions, CopyOutcome, CopyPhase, CopyProgress, LogCopyOutcome, LogProgress,
 };
-pub use watermark::{SegmentPosition, Watermark, watermarks};

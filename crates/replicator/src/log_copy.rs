@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::destination::check_pair;
 use crate::error::CopyError;
 use crate::progress::{CopyOptions, LogCopyOutcome, LogProgress};
-use crate::watermark::watermarks;
+use btar_engine::{LogSequence, watermarks};
 
 /// The result of shipping one log file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,9 +99,10 @@ pub async fn copy_logs(
     src: &Location,
     dst: &Location,
     opts: &CopyOptions,
+    seq: &dyn LogSequence,
     progress: &(dyn Fn(&LogProgress) + Send + Sync),
 ) -> Result<LogCopyOutcome, CopyError> {
-    let (outcome, damaged) = copy_logs_inner(src, dst, opts, progress, false).await?;
+    let (outcome, damaged) = copy_logs_inner(src, dst, opts, seq, progress, false).await?;
     debug_assert!(damaged.is_empty());
     Ok(outcome)
 }
@@ -113,15 +114,17 @@ pub async fn copy_logs_skipping_damaged(
     src: &Location,
     dst: &Location,
     opts: &CopyOptions,
+    seq: &dyn LogSequence,
     progress: &(dyn Fn(&LogProgress) + Send + Sync),
 ) -> Result<(LogCopyOutcome, Vec<DamagedLog>), CopyError> {
-    copy_logs_inner(src, dst, opts, progress, true).await
+    copy_logs_inner(src, dst, opts, seq, progress, true).await
 }
 
 async fn copy_logs_inner(
     src: &Location,
     dst: &Location,
     opts: &CopyOptions,
+    seq: &dyn LogSequence,
     progress: &(dyn Fn(&LogProgress) + Send + Sync),
     skip_damaged: bool,
 ) -> Result<(LogCopyOutcome, Vec<DamagedLog>), CopyError> {
@@ -193,7 +196,7 @@ async fn copy_logs_inner(
         logs_copied: p.logs_copied,
         logs_already_present: already,
         bytes_transferred: p.bytes_transferred,
-        watermarks: watermarks(present, opts.wal_segment_size),
+        watermarks: watermarks(present, seq),
         newest_source_time,
         duration: started.elapsed(),
     };

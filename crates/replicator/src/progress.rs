@@ -11,9 +11,6 @@ pub struct CopyOptions {
     pub parallelism: usize,
     /// Log files in flight at once; kept lower than `parallelism` because a WAL segment is 16 MiB or more.
     pub log_parallelism: usize,
-    /// PostgreSQL `wal_segment_size` of the service, which decides where a segment's log id rolls over
-    /// for the gap-free watermark.
-    pub wal_segment_size: u64,
 }
 
 impl Default for CopyOptions {
@@ -21,7 +18,6 @@ impl Default for CopyOptions {
         Self {
             parallelism: 16,
             log_parallelism: 4,
-            wal_segment_size: 16 << 20,
         }
     }
 }
@@ -96,8 +92,8 @@ pub struct LogCopyOutcome {
     pub logs_already_present: u64,
     /// Sealed bytes written to the destination.
     pub bytes_transferred: u64,
-    /// Per timeline, how far the destination's archive is gap-free (see [`crate::watermarks`]).
-    pub watermarks: Vec<crate::Watermark>,
+    /// Per timeline, how far the destination's archive is gap-free (see [`btar_engine::watermarks`]).
+    pub watermarks: Vec<btar_engine::Watermark>,
     /// When the newest file listed in the source became durable there.
     pub newest_source_time: Option<DateTime<Utc>>,
     pub duration: Duration,

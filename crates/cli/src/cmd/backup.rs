@@ -4,7 +4,7 @@ use btar_catalog::CreatedBy;
 use btar_control::BackupTaken;
 
 use super::Ctx;
-use crate::output::human_bytes;
+use crate::output::{BarProgress, human_bytes};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BackupCmd {
@@ -79,14 +79,8 @@ pub async fn take(
 ) -> anyhow::Result<(BackupTaken, Vec<btar_control::CopyRun>)> {
     let cp = ctx.control().await?;
     let bar = ctx.out.bytes_bar(&format!("backup {service}"));
-    let (b1, b2) = (bar.clone(), bar.clone());
     let result = cp
-        .take_backup_with(
-            service,
-            CreatedBy::OnDemand,
-            &move |n| b1.set_length(n),
-            &move |n| b2.set_position(n),
-        )
+        .take_backup_with(service, CreatedBy::OnDemand, &BarProgress(bar.clone()))
         .await;
     bar.finish_and_clear();
     let taken = result.map_err(|e| anyhow::anyhow!("backup of service `{service}`: {e}"))?;

@@ -60,7 +60,7 @@ impl ForkArgs {
             .await?;
         ctx.out.emit(&forked, || {
             format!(
-                "service {} forked from {} ({} location {}, backup {}) in {:.1}s; PostgreSQL at {}{}",
+                "service {} forked from {} ({} location {}, backup {}) in {:.1}s; server at {}{}",
                 forked.service_name,
                 forked.source_service,
                 forked.source_location,

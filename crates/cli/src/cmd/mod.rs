@@ -15,6 +15,7 @@ pub mod verify;
 pub mod wal;
 
 use btar_control::{Config, ControlPlane};
+use btar_engine::{Engine, Engines};
 use btar_format::Location;
 use btar_region::CancellationToken;
 
@@ -24,6 +25,7 @@ use crate::output::Out;
 #[derive(Debug)]
 pub struct Ctx {
     pub cfg: Config,
+    pub engines: Engines,
     pub out: Out,
     pub cancel: CancellationToken,
 }
@@ -36,6 +38,11 @@ impl Ctx {
 
     /// The control plane: the catalog the config names, opened on demand (wal-push never needs it).
     pub async fn control(&self) -> anyhow::Result<ControlPlane> {
-        Ok(ControlPlane::open(self.cfg.clone(), self.cancel.clone()).await?)
+        Ok(ControlPlane::open(self.cfg.clone(), self.engines.clone(), self.cancel.clone()).await?)
+    }
+
+    /// The engine of the service a location holds.
+    pub fn engine_of(&self, loc: &Location) -> anyhow::Result<&dyn Engine> {
+        Ok(self.engines.of(loc)?)
     }
 }

@@ -3,11 +3,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use btar_engine_pg::restore::{RestoreOptions, Target};
+use btar_control::RestoreRun;
+use btar_engine::Target;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::Ctx;
-use crate::output::human_bytes;
+use crate::output::{BarProgress, human_bytes};
 
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
@@ -70,100 +71,44 @@ pub fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
     bail!("`{s}` is not a time: use RFC 3339 (2026-11-22T10:00:00Z) or `YYYY-MM-DD HH:MM:SS` (UTC)")
 }
 
-/// The home location, or — when it cannot be read (store down, location missing) — the first
-/// additional backup region that can, with a warning: a disaster is when restores matter most.
-async fn reachable_location(
-    ctx: &Ctx,
-    svc: &btar_control::ServiceConfig,
-) -> anyhow::Result<btar_format::Location> {
-    let mut first_error = None;
-    for region in std::iter::once(&svc.cloud).chain(&svc.additional_backup_regions) {
-        let probe = async {
-            let loc = ctx.location(&svc.name, region).await?;
-            loc.list_backups().await?;
-            Ok::<_, anyhow::Error>(loc)
-        }
-        .await;
-        match probe {
-            Ok(loc) => {
-                if let Some((from, e)) = &first_error {
-                    eprintln!(
-                        "warning: region `{from}` cannot be read ({e:#}); restoring from `{region}`"
-                    );
-                }
-                return Ok(loc);
-            }
-            Err(e) => {
-                first_error.get_or_insert((region.clone(), e));
-            }
-        }
-    }
-    match first_error {
-        Some((region, e)) => Err(e.context(format!(
-            "no location of `{}` can be read (first: `{region}`)",
-            svc.name
-        ))),
-        None => bail!("service `{}` has no location", svc.name),
-    }
-}
-
 impl RestoreArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let svc = ctx.cfg.service(Some(&self.service))?;
         let target = match (&self.target_time, &self.target_lsn, &self.target_name) {
             (Some(t), _, _) => Target::Time(parse_time(t)?),
-            (_, Some(l), _) => Target::Lsn(l.clone()),
+            (_, Some(l), _) => Target::Position(l.clone()),
             (_, _, Some(n)) => Target::Name(n.clone()),
             _ => Target::Latest,
         };
-        let loc = match &self.region {
-            Some(r) => ctx.location(&svc.name, r).await?,
-            None => reachable_location(ctx, svc).await?,
-        };
-        let region = loc.region().name().to_string();
-        let me = ctx.cfg.self_command();
-        let mut settings = self.settings.clone();
-        let port = match self.port {
-            Some(p) => Some(p),
-            None if self.start && !settings.iter().any(|(k, _)| k == "port") => Some(
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .context("no free port for the restored server")?
-                    .port(),
-            ),
-            None => None,
-        };
-        if let Some(p) = port {
-            settings.push(("port".into(), p.to_string()));
-        }
-        let opts = RestoreOptions {
+        // Through the control plane, like a fork: any service the catalog knows restores by name.
+        let cp = ctx.control().await?;
+        let run = RestoreRun {
+            service: self.service.clone(),
+            region: self.region.clone(),
             target,
             backup: self.backup.clone(),
-            data_dir: std::path::absolute(&self.data_dir).unwrap_or(self.data_dir.clone()),
-            restore_command: format!(
-                "{me} wal-fetch --service {} --region {region} %f %p",
-                svc.name
-            ),
-            archive_command: self
-                .archive
-                .then(|| format!("{me} wal-push --service {} %p", svc.name)),
-            settings,
+            data_dir: self.data_dir.clone(),
+            port: self.port,
+            settings: self.settings.clone(),
             start: self.start,
-            bin_dir: svc.pg.as_ref().and_then(|p| p.bin_dir.clone()),
-            parallel: ctx.cfg.storage.parallel_files,
+            archive: self.archive,
             promote_timeout: self.promote_timeout,
         };
-        let bar = ctx.out.bytes_bar(&format!("restore {}", svc.name));
+        let bar = ctx.out.bytes_bar(&format!("restore {}", self.service));
         let t = Instant::now();
-        let (b1, b2) = (bar.clone(), bar.clone());
-        let result =
-            btar_engine_pg::restore::run(&loc, &opts, &move |n| b1.set_length(n), &move |n| {
-                b2.inc(n)
-            })
-            .await;
+        let result = cp.restore(run, &BarProgress(bar.clone())).await;
         bar.finish_and_clear();
-        let outcome = result
-            .with_context(|| format!("restore of service `{}` from region `{region}`", svc.name))?;
+        let restored = result.with_context(|| {
+            let from = self
+                .region
+                .as_deref()
+                .map(|r| format!(" from region `{r}`"))
+                .unwrap_or_default();
+            format!("restore of service `{}`{from}", self.service)
+        })?;
+        if let Some(w) = &restored.fallback {
+            eprintln!("warning: {w}");
+        }
+        let (outcome, port) = (&restored.outcome, restored.port);
         let secs = t.elapsed().as_secs_f64();
         let json = serde_json::json!({
             "restore": outcome,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use btar_engine_pg::cluster;
+use btar_engine::{EngineKind, Engines, LocalServer, LocalSpec};
 use btar_region::{CancellationToken, RegionKey};
 
 use super::Ctx;
@@ -36,15 +36,24 @@ pub struct UpArgs {
 }
 
 impl UpArgs {
-    pub async fn run(self, out: Out, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
+    pub async fn run(
+        self,
+        engines: Engines,
+        out: Out,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<ExitCode> {
+        let local = engines
+            .get(EngineKind::Pg)?
+            .local_server()
+            .context("this btar's PostgreSQL engine cannot run a local server")?;
         create_private_dir(&self.dir)?;
         let dir = std::fs::canonicalize(&self.dir)?;
-        if let Some(code) = reexec_as_db_user(&dir, &cancel).await? {
+        if let Some(code) = reexec_as_db_user(local, &dir, &cancel).await? {
             return Ok(code);
         }
         let cfg_path = dir.join("btar.toml");
         if !cfg_path.exists() {
-            write_config(&dir, &cfg_path, self.listen.as_deref())?;
+            write_config(local, &dir, &cfg_path, self.listen.as_deref())?;
         }
         let cfg = Config::load(&cfg_path)?;
         // The API's address is taken before anything starts, so a busy port fails at once instead
@@ -56,16 +65,33 @@ impl UpArgs {
             Some(super::server::bind(listen).await?)
         };
         let svc = cfg.service(None)?.clone();
-        let pg_dir = dir.join("pg");
+        let spec = spec(&dir, &cfg_path, &svc.name, 0)?;
+        let agent = svc.agent().cloned().unwrap_or_default();
         // Registering the service creates its home location before PostgreSQL's archive_command
         // first calls `wal-push` (which never creates one), whatever flags this run has.
-        drop(btar_control::ControlPlane::open(cfg.clone(), cancel.clone()).await?);
-        let started = ensure_cluster(&cfg, &svc.name, &cfg_path, &dir)?;
-        let ctx = Ctx { cfg, out, cancel };
+        drop(btar_control::ControlPlane::open(cfg.clone(), engines.clone(), cancel.clone()).await?);
+        // A server the user configured is theirs to run.
+        let started = if local.is_ours(&spec, &agent) {
+            if !spec.password_file.exists() {
+                write_secret(
+                    &spec.password_file,
+                    &hex::encode(rand::random::<[u8; 24]>()),
+                )?;
+            }
+            local.ensure_running(&spec, &agent)?
+        } else {
+            false
+        };
+        let ctx = Ctx {
+            cfg,
+            engines: engines.clone(),
+            out,
+            cancel,
+        };
         let Some(listener) = listener else {
             return self.first_backup(&ctx, &svc, &cfg_path).await;
         };
-        let forks_before = running_forks(&dir);
+        let forks_before = local.running(&dir);
         let result = async {
             self.first_backup(&ctx, &svc, &cfg_path).await?;
             let cp = ctx.control().await?;
@@ -80,16 +106,17 @@ impl UpArgs {
         .await;
         // Ctrl-C, SIGTERM or a failure: stop what this run started, not what was running before.
         let stopping: Vec<PathBuf> = started
-            .then(|| pg_dir.clone())
+            .then(|| dir.join("pg"))
             .into_iter()
             .chain(
-                running_forks(&dir)
+                local
+                    .running(&dir)
                     .into_iter()
                     .filter(|f| !forks_before.contains(f)),
             )
             .collect();
         for data_dir in stopping {
-            if let Err(e) = stop_cluster(&svc, &data_dir) {
+            if let Err(e) = local.stop(&agent, &data_dir) {
                 eprintln!(
                     "warning: could not stop PostgreSQL in {}: {e:#}",
                     data_dir.display()
@@ -105,10 +132,16 @@ impl UpArgs {
         svc: &btar_control::ServiceConfig,
         cfg_path: &Path,
     ) -> anyhow::Result<ExitCode> {
+        let conninfo = ctx
+            .engines
+            .get(svc.engine)?
+            .local_server()
+            .zip(svc.agent())
+            .and_then(|(l, a)| l.describe(a));
         let mut report = serde_json::json!({
             "config": cfg_path,
             "service": svc.name,
-            "postgres": svc.pg.as_ref().map(|p| p.conninfo.clone()),
+            "postgres": conninfo,
             "password_file": cfg_path.with_file_name(PASSWORD_FILE),
             "regions": [svc.cloud.clone(), svc.additional_backup_regions.clone()],
         });
@@ -119,7 +152,7 @@ impl UpArgs {
         }
         let c = cfg_path.display();
         ctx.out.emit(&report, || {
-            let conninfo = svc.pg.as_ref().map(|p| p.conninfo.as_str()).unwrap_or("");
+            let conninfo = conninfo.as_deref().unwrap_or("");
             let mut s = format!(
                 "btar is up: service `{}` (PostgreSQL: {conninfo}; over TCP as `postgres` with the \
                  password in {}), primary region `{}`, secondary {:?}\n",
@@ -172,35 +205,20 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", dir.display()))
 }
 
-/// Data directories of forks under `dir/forks` whose server is running.
-fn running_forks(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir.join("forks"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("postmaster.pid").exists())
-        .collect()
-}
-
-fn stop_cluster(svc: &btar_control::ServiceConfig, data_dir: &Path) -> anyhow::Result<()> {
-    let bin = cluster::bin_dir(svc.pg.as_ref().and_then(|p| p.bin_dir.as_deref()))?;
-    cluster::stop(&bin, data_dir, "fast")?;
-    Ok(())
-}
-
 /// PostgreSQL will not run as root, and its archive_command (btar) runs as its user; so when we are
 /// root, everything under `dir` belongs to that user and btar up runs as it. `setpriv` execs btar
 /// directly (runuser would SIGKILL it two seconds after a Ctrl-C, before it has stopped PostgreSQL),
 /// and a SIGTERM sent to this process is passed on.
 async fn reexec_as_db_user(
+    local: &dyn LocalServer,
     dir: &Path,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Option<ExitCode>> {
-    let Some((user, uid, gid)) = cluster::db_user() else {
+    let Some(os_user) = local.os_user() else {
         return Ok(None);
     };
-    cluster::hand_over(dir)?;
+    let (user, uid, gid) = (os_user.name, os_user.uid, os_user.gid);
+    local.hand_over(dir)?;
     let reachable = std::process::Command::new("runuser")
         .args(["-u", &user, "--", "test", "-w"])
         .arg(dir)
@@ -214,7 +232,7 @@ async fn reexec_as_db_user(
     }
     let exe = std::env::current_exe()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let home = cluster::home_dir(&user).unwrap_or_else(|| "/".into());
+    let home = os_user.home.unwrap_or_else(|| "/".into());
     let mut child = tokio::process::Command::new("setpriv")
         .arg(format!("--reuid={uid}"))
         .arg(format!("--regid={gid}"))
@@ -278,18 +296,28 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
 /// The superuser's password for TCP connections (scram-sha-256), beside the config, mode 0600.
 const PASSWORD_FILE: &str = "pg-password";
 
-/// Where the cluster's socket lives: inside `dir` when the path fits a socket address (107 bytes
-/// with `/.s.PGSQL.NNNNN`), else /tmp. Either way only the server's user may connect to it.
-fn socket_dir(dir: &Path) -> PathBuf {
-    let run = dir.join("run");
-    if run.as_os_str().len() + 16 < 100 {
-        run
-    } else {
-        PathBuf::from("/tmp")
-    }
+/// The local server of `btar up` in `dir`: archiving through this btar with the config at
+/// `cfg_path`.
+fn spec(dir: &Path, cfg_path: &Path, service: &str, port: u16) -> anyhow::Result<LocalSpec> {
+    let exe = std::env::current_exe()?;
+    Ok(LocalSpec {
+        dir: dir.to_path_buf(),
+        port,
+        archive_command: format!(
+            "{} --config {} wal-push --service {service} %p",
+            exe.display(),
+            cfg_path.display()
+        ),
+        password_file: cfg_path.with_file_name(PASSWORD_FILE),
+    })
 }
 
-fn write_config(dir: &Path, cfg_path: &Path, listen: Option<&str>) -> anyhow::Result<()> {
+fn write_config(
+    local: &dyn LocalServer,
+    dir: &Path,
+    cfg_path: &Path,
+    listen: Option<&str>,
+) -> anyhow::Result<()> {
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys)?;
     let mut regions = String::new();
@@ -314,113 +342,17 @@ fn write_config(dir: &Path, cfg_path: &Path, listen: Option<&str>) -> anyhow::Re
     };
     let notify = format!("127.0.0.1:{}", port_or_free(7481, true)?);
     let port = port_or_free(0, false)?;
+    let agent = local.settings(&spec(dir, cfg_path, SERVICE, port)?);
+    let agent = toml::to_string(&agent).context("writing the server's settings")?;
     let text = format!(
         "# Written by `btar up`: the embedded default. Edit freely.\n\n\
          [server]\nlisten = \"{listen}\"\nnotify = \"{notify}\"\ntoken = \"file:{}\"\n\n\
          [[plan]]\nname = \"daily\"\nschedule = \"0 3 * * *\"\nretention_days = 7\nsecondary_retention_days = 30\n\n\
          {regions}\
          [[service]]\nname = \"{SERVICE}\"\nengine = \"pg\"\ncloud = \"{HOME}\"\nplan = \"daily\"\n\
-         additional_backup_regions = [\"{AWAY}\"]\n\
-         pg = {{ conninfo = \"host={} port={port} user=postgres dbname=postgres\", data_dir = \"{}\" }}\n",
+         additional_backup_regions = [\"{AWAY}\"]\n\n\
+         [service.pg]\n{agent}",
         token.display(),
-        socket_dir(dir).display(),
-        dir.join("pg").display()
     );
     std::fs::write(cfg_path, text).with_context(|| format!("writing {}", cfg_path.display()))
-}
-
-/// Client authentication of the embedded cluster. Any local user could otherwise connect as the
-/// superuser and read the region keys and the API token with pg_read_file: the socket admits only
-/// the OS user the server runs as (peer, mapped to `postgres`), TCP needs the generated password.
-fn write_auth(pg_dir: &Path, os_user: &str) -> anyhow::Result<()> {
-    std::fs::write(
-        pg_dir.join("pg_hba.conf"),
-        "# Written by `btar up`.\n\
-         local all         all                peer map=btar\n\
-         local replication all                peer map=btar\n\
-         host  all         all  127.0.0.1/32  scram-sha-256\n\
-         host  replication all  127.0.0.1/32  scram-sha-256\n",
-    )?;
-    std::fs::write(
-        pg_dir.join("pg_ident.conf"),
-        format!(
-            "# Written by `btar up`: the server's OS user may connect as postgres.\nbtar {os_user} postgres\n"
-        ),
-    )?;
-    Ok(())
-}
-
-/// Creates (initdb) and starts the local cluster the config points at, unless it already runs.
-/// Returns whether this call started it.
-fn ensure_cluster(
-    cfg: &Config,
-    service: &str,
-    cfg_path: &Path,
-    dir: &Path,
-) -> anyhow::Result<bool> {
-    let pg_dir = dir.join("pg");
-    let svc = cfg.service(Some(service))?;
-    let Some(pg) = &svc.pg else { return Ok(false) };
-    if pg.data_dir.as_deref() != Some(pg_dir.to_str().unwrap_or_default()) {
-        return Ok(false); // a cluster the user configured: theirs to run
-    }
-    let bin = cluster::bin_dir(pg.bin_dir.as_deref())?;
-    let setting = |key: &str| {
-        pg.conninfo
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key).map(str::to_string))
-    };
-    let port = setting("port=").unwrap_or_else(|| "5432".into());
-    let socket = setting("host=")
-        .filter(|h| h.starts_with('/'))
-        .unwrap_or_else(|| "/tmp".into());
-    if !pg_dir.join("PG_VERSION").exists() {
-        let os_user = cluster::current_user().context("cannot tell which OS user this is")?;
-        let password = cfg_path.with_file_name(PASSWORD_FILE);
-        if !password.exists() {
-            write_secret(&password, &hex::encode(rand::random::<[u8; 24]>()))?;
-        }
-        let out = cluster::command(&bin, "initdb")
-            .arg("-D")
-            .arg(&pg_dir)
-            .args(["--auth-local=peer", "--auth-host=scram-sha-256"])
-            .arg(format!("--pwfile={}", password.display()))
-            .args(["-U", "postgres", "-E", "UTF8"])
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        write_auth(&pg_dir, &os_user)?;
-        let exe = std::env::current_exe()?;
-        let archive = format!(
-            "{} --config {} wal-push --service {service} %p",
-            exe.display(),
-            cfg_path.display()
-        );
-        let conf = format!(
-            "\n# --- btar up ---\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
-             unix_socket_directories = '{socket}'\nunix_socket_permissions = 0700\n\
-             password_encryption = 'scram-sha-256'\nwal_level = replica\narchive_mode = on\n\
-             archive_command = '{}'\narchive_timeout = 60\n",
-            archive.replace('\'', "''")
-        );
-        let pg_conf = pg_dir.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&pg_conf)?;
-        text.push_str(&conf);
-        std::fs::write(&pg_conf, text)?;
-    }
-    std::fs::create_dir_all(&socket)?;
-    let running = cluster::command(&bin, "pg_ctl")
-        .arg("-D")
-        .arg(&pg_dir)
-        .arg("status")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !running {
-        cluster::start(&bin, &pg_dir, &pg_dir.with_extension("log"))?;
-    }
-    Ok(!running)
 }

@@ -22,9 +22,11 @@ impl VerifyArgs {
         let loc = ctx.location(&self.service, &self.region).await?;
         let mut report = verify(&loc, self.backup.as_deref(), self.parallel).await?;
         // Sound objects are not enough: a hole in the log archive stops every restore past it.
-        report
-            .missing
-            .extend(btar_engine_pg::verify::wal_gaps(&loc, self.backup.as_deref()).await?);
+        report.missing.extend(
+            ctx.engine_of(&loc)?
+                .log_gaps(&loc, self.backup.as_deref())
+                .await?,
+        );
         ctx.out.emit(&report, || {
             let mut s = format!(
                 "region {} service {}: {} backups, {} chunks, {} logs, {} read",

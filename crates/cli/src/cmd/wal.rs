@@ -3,7 +3,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use btar_engine_pg::wal;
 
 use super::Ctx;
 
@@ -50,22 +49,19 @@ impl PushArgs {
         // Never creates the location: where it is missing, a mount point or bucket is gone, and
         // acknowledging the segment would let PostgreSQL recycle WAL the real archive never got.
         let loc = ctx.location(&service, &region).await?;
-        let name = self
-            .path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        let timeline = wal::WalFile::parse(&name)?.timeline().to_string();
-        wal::push(&loc, &self.path).await.with_context(|| {
-            format!(
-                "wal-push {} to region `{}`",
-                self.path.display(),
-                loc.region().name()
-            )
-        })?;
+        let pushed = ctx
+            .engine_of(&loc)?
+            .push_log(&loc, &self.path)
+            .await
+            .with_context(|| {
+                format!(
+                    "wal-push {} to region `{}`",
+                    self.path.display(),
+                    loc.region().name()
+                )
+            })?;
         // Durable in the primary: now tell a running replicator, without waiting for it.
-        btar_control::notify_archived(&ctx.cfg, &service, &timeline, &name);
+        btar_control::notify_archived(&ctx.cfg, &service, &pushed.timeline, &pushed.name);
         tracing::info!(file = %self.path.display(), ms = t.elapsed().as_millis() as u64, "archived");
         Ok(ExitCode::SUCCESS)
     }
@@ -84,7 +80,8 @@ impl FetchArgs {
         };
         let result = async {
             let loc = ctx.location(&service, &region).await?;
-            Ok::<bool, anyhow::Error>(wal::fetch(&loc, &self.name, &self.path).await?)
+            let engine = ctx.engine_of(&loc)?;
+            Ok::<bool, anyhow::Error>(engine.fetch_log(&loc, &self.name, &self.path).await?)
         }
         .await;
         match result {

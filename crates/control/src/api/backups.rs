@@ -45,7 +45,7 @@ pub async fn create(
         return Ok((StatusCode::OK, Json(json!({ "backup": taken }))));
     }
     // Said now rather than only logged by the background task, so the 202 is not a false promise.
-    if cp.pg_settings(&svc).is_none() {
+    if cp.agent_settings(&svc).is_none() {
         return Err(ControlError::NoAgent(svc.name).into());
     }
     cp.spawn_backup(&svc.name);

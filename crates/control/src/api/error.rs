@@ -72,7 +72,7 @@ impl From<ControlError> for ApiError {
             ControlError::Catalog(c) => return c.into(),
             ControlError::Config(c) => config_status(c),
             ControlError::Format(f) => format_status(f),
-            ControlError::Pg(p) => pg_status(p),
+            ControlError::Engine(e) => engine_status(e),
             ControlError::Region(_) | ControlError::Copy(_) | ControlError::Task(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -134,17 +134,16 @@ fn format_status(e: &btar_format::FormatError) -> StatusCode {
     }
 }
 
-fn pg_status(e: &btar_engine_pg::PgError) -> StatusCode {
-    use btar_engine_pg::PgError as P;
+fn engine_status(e: &btar_engine::EngineError) -> StatusCode {
+    use btar_engine::EngineError as E;
     match e {
-        P::Format(f) => format_status(f),
+        E::Format(f) => format_status(f),
         // A target time outside what the chosen location can reach, or nothing to restore there.
-        P::TargetOutOfWindow { .. } | P::NoBackups { .. } | P::DirNotEmpty(_) => {
-            StatusCode::BAD_REQUEST
-        }
+        E::Invalid(_) => StatusCode::BAD_REQUEST,
         // Only a damaged backup could serve the target: the request is fine, the stored state is not.
-        P::BackupDamaged { .. } => StatusCode::CONFLICT,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        E::Damaged(_) => StatusCode::CONFLICT,
+        E::Unavailable(_) | E::NotBuiltIn(_) => StatusCode::SERVICE_UNAVAILABLE,
+        E::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -4,6 +4,7 @@
 //! prefix must not swallow backups or WAL (DESIGN.md invariant 7). The catalog tells "first" from
 //! "vanished": it indexes every backup and the log watermark of every destination.
 
+use btar_engine::EngineKind;
 use btar_format::{FormatError, Location};
 
 use crate::ControlPlane;
@@ -17,7 +18,7 @@ impl ControlPlane {
         &self,
         service: &str,
         region: &str,
-        engine: &str,
+        engine: EngineKind,
     ) -> Result<Location> {
         let loc = match self.location(service, region).await {
             Err(ControlError::Format(FormatError::NoLocation { .. })) => {
@@ -30,7 +31,7 @@ impl ControlPlane {
                     };
                 }
                 let r = self.config().open_region(region, self.cancel_token())?;
-                Location::create(&r, service, engine, None)
+                Location::create(&r, service, engine.as_str(), None)
                     .await?
                     .with_compression_level(self.config().storage.compression_level)
             }
@@ -43,7 +44,7 @@ impl ControlPlane {
     /// Creates the home location of a service the catalog registers for the first time (from the
     /// config), so its `wal-push` works before the first backup. Best effort: an unreachable
     /// region leaves the creation to the first backup.
-    pub(crate) async fn register_location(&self, service: &str, region: &str, engine: &str) {
+    pub(crate) async fn register_location(&self, service: &str, region: &str, engine: EngineKind) {
         if let Err(e) = self.create_home_location(service, region, engine).await {
             tracing::warn!(service, region, error = %e,
                 "home location not created yet; the first backup creates it");
@@ -56,7 +57,7 @@ impl ControlPlane {
         &self,
         svc: &btar_catalog::Service,
     ) -> Result<Location> {
-        self.create_home_location(&svc.name, &svc.cloud, svc.engine.as_str())
+        self.create_home_location(&svc.name, &svc.cloud, svc.engine)
             .await
     }
 

@@ -1,8 +1,16 @@
 //! Shared setup of the control-plane tests (included with `mod common;`).
 #![allow(dead_code)]
 
+use std::sync::Arc;
+
 use btar_control::{Config, PlanConfig, ServiceConfig};
+use btar_engine::{EngineKind, Engines};
 use btar_region::RegionConfig;
+
+/// The engines the binary registers.
+pub fn engines() -> Engines {
+    Engines::default().with(Arc::new(btar_engine_pg::PgEngine))
+}
 
 /// A config with `regions`, one plan `daily` (7 days primary, 30 days secondary retention) and one
 /// service `service` at home in `home`, copying to `additional`.
@@ -23,12 +31,12 @@ pub fn daily_plan_config(
         }],
         services: vec![ServiceConfig {
             name: service.into(),
-            engine: "pg".into(),
+            engine: EngineKind::Pg,
             cloud: "home".into(),
             plan: Some("daily".into()),
             additional_backup_regions: additional.iter().map(|s| s.to_string()).collect(),
             allow_cross_provider,
-            pg: None,
+            agents: Default::default(),
         }],
         ..Default::default()
     }

@@ -1,0 +1,227 @@
+//! PostgreSQL behind the engine layer's [`Engine`] trait: the one place that turns an engine-blind
+//! request into PostgreSQL's terms (`restore_command`, `archive_command`, LSNs, WAL segments).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use btar_engine::{
+    AgentSettings, BackupOptions, BackupPoint, Engine, EngineError, EngineKind, LocalServer,
+    LogSequence, Progress, PushedLog, RestoreOutcome, RestoreRequest, Window,
+};
+use btar_format::verify::Problem;
+use btar_format::{BackupWriter, Location, Manifest};
+
+use crate::backup::PgMeta;
+use crate::restore::RestoreOptions;
+use crate::wal::{WalSequence, segment_name, segment_number};
+use crate::{PgError, PgSettings, local, restore, verify, wal};
+
+/// The PostgreSQL engine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PgEngine;
+
+fn settings(s: &AgentSettings) -> Result<PgSettings, EngineError> {
+    s.parse::<PgSettings>()
+        .map_err(|e| EngineError::Invalid(format!("invalid PostgreSQL settings: {e}")))
+}
+
+fn quote_arg(s: &str) -> String {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_./:=".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The WAL segments from a backup's start to its stop (its timeline): what a restore of it needs.
+fn needed_wal(m: &PgMeta) -> Vec<String> {
+    let (Some(a), Some(b), Some(tli)) = (
+        segment_number(&m.start_wal, m.wal_segment_size),
+        segment_number(&m.stop_wal, m.wal_segment_size),
+        m.stop_wal.get(..8),
+    ) else {
+        return vec![];
+    };
+    (a..=b.max(a))
+        .map(|n| segment_name(tli, n, m.wal_segment_size))
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl Engine for PgEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Pg
+    }
+
+    fn check_settings(&self, s: &AgentSettings) -> Result<(), EngineError> {
+        let pg = settings(s)?;
+        crate::conninfo::parse(&pg.conninfo)?;
+        Ok(())
+    }
+
+    async fn backup(
+        &self,
+        writer: &BackupWriter,
+        s: &AgentSettings,
+        opts: BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<Manifest, EngineError> {
+        let pg = settings(s)?;
+        let stats = writer.stats();
+        let on_total = |n| progress.total(n);
+        let run = crate::backup::run(writer, &pg, opts, &on_total);
+        tokio::pin!(run);
+        // The writer counts what it has read; the bar follows it at a human pace.
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut shown = 0;
+        loop {
+            tokio::select! {
+                r = &mut run => return Ok(r?),
+                _ = tick.tick() => {
+                    let now = stats.logical_bytes.load(Ordering::Relaxed);
+                    progress.advance(now.saturating_sub(shown));
+                    shown = shown.max(now);
+                }
+            }
+        }
+    }
+
+    fn backup_point(&self, m: &Manifest) -> Option<BackupPoint> {
+        let meta = PgMeta::of(m)?;
+        Some(BackupPoint {
+            logs: needed_wal(&meta),
+            start: meta.start_lsn,
+            stop: meta.stop_lsn,
+            started_at: meta.backup_start_time,
+        })
+    }
+
+    async fn window(&self, loc: &Location) -> Result<(Window, Vec<Manifest>), EngineError> {
+        let (w, backups, _) = restore::window(loc).await?;
+        Ok((w, backups.into_iter().map(|(m, _)| m).collect()))
+    }
+
+    async fn restore(
+        &self,
+        loc: &Location,
+        req: &RestoreRequest,
+        progress: &dyn Progress,
+    ) -> Result<RestoreOutcome, EngineError> {
+        let pg = req.agent.as_ref().map(settings).transpose()?;
+        let bin_dir = pg.and_then(|p| p.bin_dir);
+        let me = &req.btar;
+        let (service, region) = (quote_arg(loc.service()), quote_arg(loc.region().name()));
+        let mut server = Vec::new();
+        if let Some(p) = req.port {
+            server.push(("port".to_string(), p.to_string()));
+        }
+        if req.loopback_only {
+            server.push(("listen_addresses".into(), "127.0.0.1".into()));
+            server.push(("unix_socket_directories".into(), "/tmp".into()));
+        }
+        server.extend(req.settings.iter().cloned());
+        let opts = RestoreOptions {
+            target: req.target.clone(),
+            backup: req.backup.clone(),
+            data_dir: req.data_dir.clone(),
+            restore_command: format!("{me} wal-fetch --service {service} --region {region} %f %p"),
+            archive_command: req.archive.as_ref().map(|a| {
+                let region = a
+                    .region
+                    .as_deref()
+                    .map(|r| format!(" --region {}", quote_arg(r)))
+                    .unwrap_or_default();
+                format!(
+                    "{me} wal-push --service {}{region} %p",
+                    quote_arg(&a.service)
+                )
+            }),
+            settings: server,
+            start: req.start,
+            bin_dir: bin_dir.clone(),
+            parallel: req.parallel,
+            promote_timeout: req.promote_timeout,
+        };
+        let mut outcome = restore::run(loc, &opts, progress).await?;
+        if req.start {
+            let port = opts
+                .settings
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "port")
+                .map_or("5432", |(_, v)| v.as_str());
+            let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
+            let agent = PgSettings {
+                conninfo: conninfo.clone(),
+                data_dir: Some(req.data_dir.display().to_string()),
+                bin_dir,
+            };
+            outcome.agent = AgentSettings::from_typed(&agent).ok();
+            outcome.conninfo = Some(conninfo);
+        }
+        Ok(outcome)
+    }
+
+    async fn push_log(&self, loc: &Location, path: &Path) -> Result<PushedLog, EngineError> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| PgError::BadWalName(path.display().to_string()))?;
+        let timeline = wal::WalFile::parse(name)?.timeline().to_string();
+        let put = wal::push(loc, path).await?;
+        Ok(PushedLog {
+            timeline,
+            name: name.to_string(),
+            put,
+        })
+    }
+
+    async fn fetch_log(
+        &self,
+        loc: &Location,
+        name: &str,
+        dest: &Path,
+    ) -> Result<bool, EngineError> {
+        Ok(wal::fetch(loc, name, dest).await?)
+    }
+
+    fn log_sequence(&self, newest: Option<&Manifest>) -> Arc<dyn LogSequence> {
+        let size = newest
+            .and_then(PgMeta::of)
+            .map_or(wal::DEFAULT_SEGMENT_SIZE, |m| m.wal_segment_size);
+        Arc::new(WalSequence::new(size))
+    }
+
+    async fn log_gaps(
+        &self,
+        loc: &Location,
+        only: Option<&str>,
+    ) -> Result<Vec<Problem>, EngineError> {
+        Ok(verify::wal_gaps(loc, only).await?)
+    }
+
+    fn local_server(&self) -> Option<&dyn LocalServer> {
+        Some(&local::LocalPg)
+    }
+}
+
+impl From<PgError> for EngineError {
+    fn from(e: PgError) -> Self {
+        match e {
+            PgError::Format(f) => EngineError::Format(f),
+            PgError::TargetOutOfWindow { .. }
+            | PgError::NoBackups { .. }
+            | PgError::DirNotEmpty(_)
+            | PgError::BadWalName(_)
+            | PgError::Conninfo(_)
+            | PgError::BadTarget(_) => EngineError::Invalid(e.to_string()),
+            PgError::BackupDamaged { .. } => EngineError::Damaged(e.to_string()),
+            PgError::Connect { .. } => EngineError::Unavailable(e.to_string()),
+            _ => EngineError::Failed(e.to_string()),
+        }
+    }
+}

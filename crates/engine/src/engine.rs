@@ -1,0 +1,111 @@
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use btar_format::verify::Problem;
+use btar_format::{BackupWriter, Location, LogPut, Manifest};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    AgentSettings, EngineError, EngineKind, LocalServer, LogSequence, Progress, RestoreOutcome,
+    RestoreRequest, Window,
+};
+
+#[derive(Debug, Clone, Copy)]
+pub struct BackupOptions {
+    /// Files read at once.
+    pub parallel_files: usize,
+    /// How long the backup may wait for the server to archive the logs it needs before it is
+    /// abandoned.
+    pub archive_wait: Duration,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        Self {
+            parallel_files: 4,
+            archive_wait: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Where a backup starts and stops in the engine's log, as its manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupPoint {
+    /// Log position of the start (a PostgreSQL LSN).
+    pub start: String,
+    pub stop: String,
+    pub started_at: DateTime<Utc>,
+    /// The log files a restore of this backup needs, in order: from the one holding its start to
+    /// the one holding its stop.
+    pub logs: Vec<String>,
+}
+
+/// A log file made durable in a location.
+#[derive(Debug, Clone)]
+pub struct PushedLog {
+    /// The log directory it went to (`logs/<timeline>/`).
+    pub timeline: String,
+    pub name: String,
+    pub put: LogPut,
+}
+
+/// What a database engine provides. Implementations live in their own crates (`btar-engine-pg`);
+/// nothing above this layer matches on an engine.
+#[async_trait::async_trait]
+pub trait Engine: Send + Sync + std::fmt::Debug {
+    fn kind(&self) -> EngineKind;
+
+    /// Checks a service's agent settings; the error names what is wrong (an unknown key, a missing
+    /// connection string).
+    fn check_settings(&self, settings: &AgentSettings) -> Result<(), EngineError>;
+
+    /// Takes a backup of the server `settings` reach into the writer's location and commits its
+    /// manifest, last.
+    async fn backup(
+        &self,
+        writer: &BackupWriter,
+        settings: &AgentSettings,
+        opts: BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<Manifest, EngineError>;
+
+    /// Where a backup starts and stops in the log; `None` when its manifest lacks this engine's
+    /// facts.
+    fn backup_point(&self, m: &Manifest) -> Option<BackupPoint>;
+
+    /// The recoverable window of a location and its sound backups (oldest first).
+    async fn window(&self, loc: &Location) -> Result<(Window, Vec<Manifest>), EngineError>;
+
+    /// Restores a backup of `loc` as the request says. On failure the data directory is left as
+    /// the engine documents (empty but for its log), so the same request can be run again.
+    async fn restore(
+        &self,
+        loc: &Location,
+        req: &RestoreRequest,
+        progress: &dyn Progress,
+    ) -> Result<RestoreOutcome, EngineError>;
+
+    /// Archives one log file (the server's archive hook); durable when this returns.
+    async fn push_log(&self, loc: &Location, path: &Path) -> Result<PushedLog, EngineError>;
+
+    /// Fetches one archived log file to `dest`; `false` when it is not in the archive.
+    async fn fetch_log(&self, loc: &Location, name: &str, dest: &Path)
+    -> Result<bool, EngineError>;
+
+    /// The numbering of this engine's log files; `newest` (the location's newest backup) carries
+    /// what the numbering depends on, such as PostgreSQL's segment size.
+    fn log_sequence(&self, newest: Option<&Manifest>) -> Arc<dyn LogSequence>;
+
+    /// Holes in the location's log archive that stop a restore (of `only`, or of any backup).
+    async fn log_gaps(
+        &self,
+        loc: &Location,
+        only: Option<&str>,
+    ) -> Result<Vec<Problem>, EngineError>;
+
+    /// The engine's way to run a server of its own, if it has one.
+    fn local_server(&self) -> Option<&dyn LocalServer> {
+        None
+    }
+}
