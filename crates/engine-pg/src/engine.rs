@@ -225,3 +225,68 @@ impl From<PgError> for EngineError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+
+    fn manifest(meta: &PgMeta) -> Manifest {
+        let t = meta.backup_start_time;
+        Manifest {
+            format_version: btar_format::FORMAT_VERSION,
+            service: "s".into(),
+            backup_name: "b".into(),
+            engine: "pg".into(),
+            started_at: t,
+            completed_at: t,
+            chunk_size: 1 << 20,
+            files: vec![],
+            engine_meta: serde_json::to_value(meta).unwrap_or_default(),
+            stats: Default::default(),
+            origin_region: "home".into(),
+            copied_from: None,
+        }
+    }
+
+    #[test]
+    fn a_backup_needs_the_wal_from_its_start_to_its_stop_across_a_log_id() {
+        let started = DateTime::from_timestamp(1_750_000_000, 0).unwrap_or_default();
+        let meta = PgMeta {
+            pg_version: 170000,
+            system_identifier: "1".into(),
+            timeline: 1,
+            start_lsn: "0/FC000028".into(),
+            stop_lsn: "1/4000100".into(),
+            start_wal: "00000001000000000000003F".into(),
+            stop_wal: "000000010000000100000001".into(),
+            wal_segment_size: 64 << 20,
+            backup_start_time: started,
+            backup_stop_time: started,
+            tablespace_map: None,
+        };
+        let mut m = manifest(&meta);
+        let point = PgEngine.backup_point(&m).expect("pg facts");
+        assert_eq!(
+            point.logs,
+            vec![
+                "00000001000000000000003F",
+                "000000010000000100000000",
+                "000000010000000100000001"
+            ]
+        );
+        assert_eq!(
+            (point.start.as_str(), point.started_at),
+            ("0/FC000028", started)
+        );
+        // The sequence follows the backup's segment size: its first log precedes the next one.
+        let seq = PgEngine.log_sequence(Some(&m));
+        let (a, b) = (
+            seq.position(&point.logs[0]).map(|p| p.number),
+            seq.position(&point.logs[1]).map(|p| p.number),
+        );
+        assert_eq!(a.map(|a| a + 1), b);
+        m.engine_meta = serde_json::Value::Null;
+        assert!(PgEngine.backup_point(&m).is_none());
+    }
+}

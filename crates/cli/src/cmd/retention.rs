@@ -19,7 +19,10 @@ impl RetentionCmd {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let RetentionCmd::Run { now } = self;
         let cp = ctx.control().await?;
-        let expired = cp.apply_retention_at(now.unwrap_or_else(Utc::now)).await?;
+        let expired = match now {
+            Some(now) => cp.apply_retention_at(now).await?,
+            None => cp.apply_retention().await?,
+        };
         ctx.out
             .emit(&serde_json::json!({ "expired": expired }), || {
                 let mut s = String::from("retention pass done");
