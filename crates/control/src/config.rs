@@ -434,11 +434,35 @@ mod tests {
         let text = format!(
             "[[region]]\nname = \"a\"\nprovider = \"aws\"\nurl = \"s3://a\"\n\n\
              [[region]]\nname = \"b\"\nprovider = \"google\"\nurl = \"gs://b\"\n\n\
-             [[service]]\nname = \"s\"\nengine = \"mysql\"\ncloud = \"a\"\n\
-             additional_backup_regions = [\"b\"]\n{extra}"
+             [[service]]\nname = \"s\"\nengine = \"pg\"\ncloud = \"a\"\n\
+             additional_backup_regions = [\"b\"]\npg = {{ conninfo = \"host=/tmp\" }}\n{extra}"
         );
         let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         cfg.validate()
+    }
+
+    #[test]
+    fn agent_settings_go_under_the_engines_own_key() {
+        let err = parse("allow_cross_provider = true\nmysql = { conninfo = \"x\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown key `mysql`") && err.contains("[service.pg]"),
+            "{err}"
+        );
+        let err = parse("allow_cross_provider = true\nretention = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key `retention`"), "{err}");
+        let text = "[[region]]\nname = \"a\"\nprovider = \"aws\"\nurl = \"s3://a\"\n\n\
+                    [[service]]\nname = \"s\"\nengine = \"pg\"\ncloud = \"a\"\n";
+        let cfg: Config = toml::from_str(text).unwrap_or_default();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("missing [service.pg] settings"), "{err}");
+        let err = toml::from_str::<Config>(&text.replace("\"pg\"", "\"oracle\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("oracle"), "{err}");
     }
 
     #[test]

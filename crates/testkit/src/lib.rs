@@ -8,7 +8,7 @@ mod pgdb;
 mod s3;
 mod stream;
 
-pub use pg::{PgCluster, TestDir, as_db_user, conninfo_port, describe, run_ok};
+pub use pg::{InitOptions, PgCluster, TestDir, as_db_user, conninfo_port, describe, run_ok};
 pub use pgdb::{PgDatabase, admin_url};
 pub use s3::S3Server;
 pub use stream::{HashWriter, PatternReader, peak_rss};

@@ -83,18 +83,54 @@ pub struct PgCluster {
     running: bool,
 }
 
+/// How [`PgCluster::init_with`] makes a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// `initdb --wal-segsize` in MiB (PostgreSQL's default is 16).
+    pub wal_segsize_mb: Option<u32>,
+    /// The first WAL segment the cluster writes (`pg_resetwal -l`), e.g. just before a log id ends.
+    pub next_wal_segment: Option<String>,
+}
+
 impl PgCluster {
     /// `initdb` a new cluster in `dir/name` and start it. With `archive_command`, WAL archiving is on.
     pub fn init(dir: &TestDir, name: &str, archive_command: Option<&str>) -> Self {
+        Self::init_with(dir, name, archive_command, &InitOptions::default())
+    }
+
+    /// [`Self::init`] with a WAL segment size and a starting WAL position of the test's choosing.
+    pub fn init_with(
+        dir: &TestDir,
+        name: &str,
+        archive_command: Option<&str>,
+        opts: &InitOptions,
+    ) -> Self {
         let bin =
             cluster::bin_dir(None).expect("PostgreSQL server binaries (apt install postgresql)");
         let data_dir = dir.path().join(name);
-        run_ok(
-            as_db_user(bin.join("initdb"))
-                .arg("-D")
-                .arg(&data_dir)
-                .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]),
-        );
+        let mut initdb = as_db_user(bin.join("initdb"));
+        initdb.arg("-D").arg(&data_dir).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ]);
+        if let Some(mb) = opts.wal_segsize_mb {
+            initdb.arg(format!("--wal-segsize={mb}"));
+        }
+        run_ok(&mut initdb);
+        if let Some(segment) = &opts.next_wal_segment {
+            // A fresh cluster is shut down cleanly, so pg_resetwal may move its WAL forward: a
+            // test reaches a log-id rollover without writing gigabytes.
+            run_ok(
+                as_db_user(bin.join("pg_resetwal"))
+                    .args(["-l", segment, "-D"])
+                    .arg(&data_dir),
+            );
+        }
         let port = crate::free_port();
         let mut conf = format!(
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
