@@ -30,6 +30,46 @@ pub struct BackupTaken {
     pub copy_job_ids: Vec<String>,
 }
 
+/// A backup's state in one location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BackupState {
+    /// Committed there (the backup, or its copy).
+    Completed,
+    /// Its copy job is queued or running.
+    Pending,
+    /// Its newest copy job failed.
+    Failed,
+    /// Never copied there (taken before the region was added), or expired there.
+    NotCopied,
+    /// Expired by retention in the primary location; copies remain.
+    Expired,
+    /// Its manifest cannot be read.
+    Damaged,
+    /// The location could not be read.
+    Unreachable,
+}
+
+impl BackupState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupState::Completed => "COMPLETED",
+            BackupState::Pending => "PENDING",
+            BackupState::Failed => "FAILED",
+            BackupState::NotCopied => "NOT_COPIED",
+            BackupState::Expired => "EXPIRED",
+            BackupState::Damaged => "DAMAGED",
+            BackupState::Unreachable => "UNREACHABLE",
+        }
+    }
+}
+
+impl std::fmt::Display for BackupState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One backup's state in one additional backup region (Aiven's `additional_regions` entry).
 #[derive(Debug, Clone, Serialize)]
 pub struct LocationStatus {
@@ -41,7 +81,7 @@ pub struct LocationStatus {
     pub pause_reason: Option<String>,
     /// COMPLETED (copy committed), PENDING (job queued or running), FAILED, NOT_COPIED (taken before
     /// the region was added, or expired there), DAMAGED (manifest unreadable) or UNREACHABLE.
-    pub status: String,
+    pub status: BackupState,
     /// When retention removes the copy here; `null` without a plan, or for the newest backup of a
     /// location that still receives backups (never expired).
     pub expires_at: Option<DateTime<Utc>>,
@@ -59,7 +99,7 @@ pub struct BackupEntry {
     pub storage_location: String,
     /// The backup in the primary location: COMPLETED, EXPIRED (retention removed it there; copies
     /// remain), DAMAGED or UNREACHABLE.
-    pub status: String,
+    pub status: BackupState,
     /// When retention removes it from the primary location (see `LocationStatus::expires_at`).
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -318,22 +358,22 @@ impl ControlPlane {
         }
         let cell = |r: &PlaceRead, name: &str| -> Cell {
             let (w, ms) = match &r.found {
-                Err(e) => return Cell::status("UNREACHABLE", None, Some(e.to_string())),
-                Ok(None) => return Cell::status("NOT_COPIED", None, None),
+                Err(e) => return Cell::status(BackupState::Unreachable, None, Some(e.to_string())),
+                Ok(None) => return Cell::status(BackupState::NotCopied, None, None),
                 Ok(Some(f)) => f,
             };
             if let Some(d) = w.damaged.iter().find(|d| d.backup_name == name) {
-                return Cell::status("DAMAGED", None, Some(d.reason.clone()));
+                return Cell::status(BackupState::Damaged, None, Some(d.reason.clone()));
             }
             let Some(i) = ms.iter().position(|(m, _)| m.backup_name == name) else {
-                return Cell::status("NOT_COPIED", None, None);
+                return Cell::status(BackupState::NotCopied, None, None);
             };
             let newest = i + 1 == ms.len();
             let expires_at = r.days.and_then(|d| {
                 (!newest || !r.place.receiving)
                     .then(|| ms[i].0.completed_at + TimeDelta::days(d.into()))
             });
-            Cell::status("COMPLETED", expires_at, None)
+            Cell::status(BackupState::Completed, expires_at, None)
         };
         let home = &read[0];
         let backups = names
@@ -343,15 +383,15 @@ impl ControlPlane {
                     .iter()
                     .map(|r| {
                         let mut c = cell(r, name.as_str());
-                        if c.status == "NOT_COPIED" {
+                        if c.status == BackupState::NotCopied {
                             // The newest job tells a queued, running or failed copy.
                             let job = jobs
                                 .get(&r.place.region)
                                 .and_then(|js| js.iter().find(|j| j.backup_name == *name));
                             c.status = match job.map(|j| j.state) {
-                                Some(JobState::Failed | JobState::Partial) => "FAILED",
-                                Some(JobState::Created | JobState::Running) => "PENDING",
-                                _ => "NOT_COPIED",
+                                Some(JobState::Failed | JobState::Partial) => BackupState::Failed,
+                                Some(JobState::Created | JobState::Running) => BackupState::Pending,
+                                _ => BackupState::NotCopied,
                             };
                         }
                         LocationStatus {
@@ -359,15 +399,15 @@ impl ControlPlane {
                             region: r.place.region.clone(),
                             paused: r.place.pause_reason.is_some(),
                             pause_reason: r.place.pause_reason.clone(),
-                            status: c.status.into(),
+                            status: c.status,
                             expires_at: c.expires_at,
                             reason: c.reason,
                         }
                     })
                     .collect();
                 let mut primary = cell(home, name.as_str());
-                if primary.status == "NOT_COPIED" {
-                    primary.status = "EXPIRED";
+                if primary.status == BackupState::NotCopied {
+                    primary.status = BackupState::Expired;
                 }
                 let home_index = match &home.found {
                     Ok(Some((_, ms))) => ms.iter().position(|(m, _)| m.backup_name == *name),
@@ -382,7 +422,7 @@ impl ControlPlane {
                         .unwrap_or_default(),
                     data_size: found.as_ref().map_or(0, |(m, _)| m.stats.logical_bytes),
                     storage_location: svc.cloud.clone(),
-                    status: primary.status.into(),
+                    status: primary.status,
                     expires_at: primary.expires_at,
                     reason: primary.reason,
                     // Every backup is complete on its own; it is incremental in what it stored
@@ -442,14 +482,14 @@ struct PlaceRead {
 
 /// A backup's state in one location, before it becomes a view entry.
 struct Cell {
-    status: &'static str,
+    status: BackupState,
     expires_at: Option<DateTime<Utc>>,
     reason: Option<String>,
 }
 
 impl Cell {
     fn status(
-        status: &'static str,
+        status: BackupState,
         expires_at: Option<DateTime<Utc>>,
         reason: Option<String>,
     ) -> Self {

@@ -29,7 +29,7 @@ use btar_engine::{AgentSettings, Engine, Engines};
 use btar_format::Location;
 use btar_region::CancellationToken;
 
-pub use backups::{BackupEntry, BackupTaken, BackupsView, LocationStatus, PitrRange};
+pub use backups::{BackupEntry, BackupState, BackupTaken, BackupsView, LocationStatus, PitrRange};
 pub use config::{Config, ConfigError, PlanConfig, ServiceConfig};
 pub use copy_worker::CopyRun;
 pub use error::{ControlError, Result};

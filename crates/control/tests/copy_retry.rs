@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use btar_catalog::{Catalog, CatalogOptions, CopyJobFilter, EventFilter, JobState, SystemClock};
+use btar_control::BackupState;
 use btar_control::ControlPlane;
 use btar_engine_pg::backup::PgMeta;
 use btar_format::{BackupWriter, Location, WriterOptions, backup_name_at};
@@ -134,7 +135,10 @@ async fn a_store_outage_is_retried_and_a_final_failure_is_retried_by_a_new_job()
         .unwrap();
     assert_eq!(old.state, JobState::Failed);
     let view = cp.backups_view(SVC).await.unwrap();
-    assert_eq!(view.backups[0].additional_regions[0].status, "COMPLETED");
+    assert_eq!(
+        view.backups[0].additional_regions[0].status,
+        BackupState::Completed
+    );
     assert_eq!(cp.queue_missing_copies().await.unwrap(), 0);
     let jobs = cp
         .catalog()

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use btar_catalog::Catalog;
+use btar_control::BackupState;
 use btar_control::{BackupsView, Config, ControlPlane, ServiceCreate};
 use btar_engine::Target;
 use btar_engine_pg::backup::PgMeta;
@@ -147,7 +148,7 @@ async fn a_removed_region_stays_listed_and_expires_by_its_own_retention() {
     );
     for b in [&ancient, &old, &new] {
         let a = away(entry(&view, b));
-        assert_eq!(a.status, "COMPLETED", "{a:?}");
+        assert_eq!(a.status, BackupState::Completed, "{a:?}");
         assert!(a.paused);
         // No new copies arrive, so even the newest expires with its retention there.
         let e = entry(&view, b);
@@ -173,8 +174,8 @@ async fn a_removed_region_stays_listed_and_expires_by_its_own_retention() {
         .collect();
     assert_eq!(listed, [old.as_str(), new.as_str()]);
     // Gone from the primary, kept (and listed) in the secondary.
-    assert_eq!(entry(&view, &old).status, "EXPIRED");
-    assert_eq!(away(entry(&view, &old)).status, "COMPLETED");
+    assert_eq!(entry(&view, &old).status, BackupState::Expired);
+    assert_eq!(away(entry(&view, &old)).status, BackupState::Completed);
 }
 
 /// Issue 10, item 5.
@@ -197,10 +198,10 @@ async fn a_deleted_services_backups_are_listed_until_retention() {
     assert_eq!(listed, [old.as_str(), new.as_str()]);
     for b in [&old, &new] {
         let e = entry(&view, b);
-        assert_eq!(e.status, "COMPLETED");
+        assert_eq!(e.status, BackupState::Completed);
         assert_eq!(e.expires_at, Some(e.backup_time + TimeDelta::days(7)));
         let a = away(e);
-        assert_eq!(a.status, "COMPLETED");
+        assert_eq!(a.status, BackupState::Completed);
         assert_eq!(a.expires_at, Some(e.backup_time + TimeDelta::days(30)));
         assert!(a.pause_reason.as_deref().unwrap().contains("deleted"));
     }

@@ -46,6 +46,11 @@ pub enum FormatError {
         expected: String,
     },
 
+    #[error(
+        "region `{region}`: the location of service `{service}` has another chunk-id key than the service's other locations"
+    )]
+    ChunkKeyMismatch { region: String, service: String },
+
     #[error("region `{region}`: backup `{backup}` of service `{service}` not found")]
     BackupNotFound {
         region: String,

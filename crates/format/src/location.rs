@@ -149,10 +149,9 @@ impl Location {
         if let Some((_, k)) = template
             && &loc.chunk_key != k
         {
-            return Err(FormatError::Damaged {
+            return Err(FormatError::ChunkKeyMismatch {
                 region: region.name().into(),
-                key,
-                reason: "this location's chunk-id key differs from the source service's".into(),
+                service: service.into(),
             });
         }
         Ok(loc)

@@ -49,6 +49,10 @@ pub enum RegionError {
         message: String,
     },
 
+    /// The store does not offer what was asked (a conditional put on a store without one).
+    #[error("region `{region}`: {op} is not supported by this store")]
+    Unsupported { region: String, op: &'static str },
+
     #[error("operation cancelled")]
     Cancelled,
 }

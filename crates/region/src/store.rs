@@ -240,6 +240,9 @@ impl Region {
                 key,
                 message: e.to_string(),
             },
+            E::NotSupported { .. } | E::NotImplemented { .. } => {
+                RegionError::Unsupported { region, op }
+            }
             e @ (E::Generic { .. } | E::JoinError { .. }) => RegionError::Unavailable {
                 region,
                 key,
@@ -316,7 +319,9 @@ impl Region {
         match res {
             Ok(_) => Ok(true),
             Err(RegionError::AlreadyExists { .. }) => Ok(false),
-            Err(RegionError::Store { message, .. }) if message.contains("not") => {
+            // A store without conditional puts: look, then write (idempotent for content-addressed
+            // keys; the manifest and descriptor writers check what they find).
+            Err(RegionError::Unsupported { .. }) => {
                 if self.head(key).await?.is_some() {
                     return Ok(false);
                 }

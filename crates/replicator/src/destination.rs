@@ -52,21 +52,13 @@ async fn destination(src: &Location, dst: &Region, create: bool) -> Result<Locat
         Location::open(dst, src.service()).await
     };
     let loc = opened.map_err(|e| match e {
-        // create reports a differing key as damage; for a copy it is a configuration problem.
-        btar_format::FormatError::Damaged { .. } if is_key_mismatch(&e) => {
-            CopyError::ChunkKeyMismatch {
-                region: dst.name().into(),
-                service: src.service().into(),
-            }
+        btar_format::FormatError::ChunkKeyMismatch { region, service } => {
+            CopyError::ChunkKeyMismatch { region, service }
         }
         e => e.into(),
     })?;
     check_pair(src, &loc)?;
     Ok(loc)
-}
-
-fn is_key_mismatch(e: &btar_format::FormatError) -> bool {
-    matches!(e, btar_format::FormatError::Damaged { reason, .. } if reason.contains("chunk-id key"))
 }
 
 /// Checks that `dst` can receive copies of `src`: another region, same service, same chunk-id key.

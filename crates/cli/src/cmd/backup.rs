@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use btar_catalog::CreatedBy;
-use btar_control::BackupTaken;
+use btar_control::{BackupState, BackupTaken};
 
 use super::Ctx;
 use crate::output::{BarProgress, human_bytes};
@@ -161,11 +161,14 @@ async fn list(ctx: &Ctx, service: &str) -> anyhow::Result<ExitCode> {
             .backups
             .iter()
             .flat_map(|b| {
-                let home = b.reason.clone().filter(|_| b.status == "DAMAGED");
+                let home = b
+                    .reason
+                    .clone()
+                    .filter(|_| b.status == BackupState::Damaged);
                 home.into_iter().chain(
                     b.additional_regions
                         .iter()
-                        .filter(|a| a.status == "DAMAGED")
+                        .filter(|a| a.status == BackupState::Damaged)
                         .filter_map(|a| a.reason.clone()),
                 )
             })
