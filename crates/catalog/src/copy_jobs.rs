@@ -9,7 +9,9 @@ use crate::db::{Backend, delta, get, get_opt_time, get_time, ms, new_id, text_en
 use crate::error::{CatalogError, DbContext, Result};
 
 text_enum! {
-    JobKind { Backup => "backup", Logs => "logs" }
+    /// What a copy job copies. Only backups: log files are shipped continuously as they are
+    /// archived (and by each reconciling pass), never queued as jobs.
+    JobKind { Backup => "backup" }
 }
 
 text_enum! {

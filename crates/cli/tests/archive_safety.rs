@@ -37,7 +37,7 @@ fn wal_push_into_an_unmounted_filesystem_region_fails() {
     let real = w.dir.path().join("store-home.real");
     std::fs::rename(&mount, &real).unwrap();
     std::fs::create_dir(&mount).unwrap();
-    btar_engine_pg::cluster::hand_over(&mount).unwrap();
+    btar_testkit::hand_over(&mount);
     for i in 2..=4 {
         let out = push(&w, &w.wal_segment(&seg_name(i), i as u8));
         assert!(
@@ -85,7 +85,7 @@ fn backups_and_copies_do_not_restart_a_vanished_location() {
         let real = w.dir.path().join(format!("{store}.real"));
         std::fs::rename(&mount, &real).unwrap();
         std::fs::create_dir(&mount).unwrap();
-        btar_engine_pg::cluster::hand_over(&mount).unwrap();
+        btar_testkit::hand_over(&mount);
         let out = w.btar(&["--output", "json", "backup", "create", SVC]);
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), describe(&out));
         assert!(
@@ -301,7 +301,7 @@ fn uid_of(p: &Path) -> u32 {
 /// the region's owner, so the server's next write into the same directories still works.
 #[test]
 fn a_root_run_cli_leaves_objects_the_region_owner_can_manage() {
-    if !is_root() || btar_engine_pg::cluster::db_user().is_none() {
+    if !is_root() || btar_testkit::db_user().is_none() {
         eprintln!("SKIPPED: needs root and a database user to hand over to");
         return;
     }
@@ -350,7 +350,7 @@ fn a_root_run_cli_leaves_objects_the_region_owner_can_manage() {
 /// retries reported as an outage.
 #[test]
 fn permission_denied_is_permanent_not_retried() {
-    if !is_root() || btar_engine_pg::cluster::db_user().is_none() {
+    if !is_root() || btar_testkit::db_user().is_none() {
         eprintln!("SKIPPED: needs root to make a region another user's");
         return;
     }

@@ -101,7 +101,7 @@ fn readme_flow_up_write_backup_copy_report_fork() {
         .split_whitespace()
         .find_map(|kv| kv.strip_prefix("host="))
         .unwrap();
-    if btar_engine_pg::cluster::db_user().is_some() {
+    if btar_testkit::db_user().is_some() {
         // We are root; the server runs as `postgres`: root is not let in over the socket either.
         let out = Command::new("psql")
             .args([

@@ -105,8 +105,7 @@ fn up_takes_free_ports_and_stops_what_it_started_on_sigterm() {
     let still: Vec<_> = [&pg, &fork].into_iter().filter(|d| running(d)).collect();
     // Leave nothing running if the assertion fails.
     for d in &still {
-        let bin = btar_engine_pg::cluster::bin_dir(None).unwrap();
-        let _ = btar_engine_pg::cluster::stop(&bin, d, "immediate");
+        btar_testkit::stop_data_dir(d);
     }
     assert!(still.is_empty(), "still running after SIGTERM: {still:?}");
     drop((held_api, held_notify));

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use btar_catalog::{ClaimedJob, CopyJob, JobKind, JobOutcome, JobProgress, LagSample, Role};
+use btar_catalog::{ClaimedJob, CopyJob, JobOutcome, JobProgress, LagSample, Role};
 use btar_replicator::{CopyOptions, CopyOutcome, CopyProgress};
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -141,13 +141,6 @@ impl ControlPlane {
         job: &CopyJob,
         latest: Arc<Mutex<JobProgress>>,
     ) -> Result<CopyOutcome> {
-        if job.kind != JobKind::Backup {
-            return Err(ControlError::invalid(format!(
-                "copy job {}: kind `{}` is shipped continuously, not by jobs",
-                job.copy_job_id,
-                job.kind.as_str()
-            )));
-        }
         let src = self.location(&job.service, &job.source_region).await?;
         let dst = self
             .secondary_location(&src, &job.destination_region)

@@ -8,7 +8,10 @@ mod pgdb;
 mod s3;
 mod stream;
 
-pub use pg::{InitOptions, PgCluster, TestDir, as_db_user, conninfo_port, describe, run_ok};
+pub use pg::{
+    InitOptions, PgCluster, TestDir, as_db_user, conninfo_port, db_user, describe, hand_over,
+    run_ok, stop_data_dir,
+};
 pub use pgdb::{PgDatabase, admin_url};
 pub use s3::S3Server;
 pub use stream::{HashWriter, PatternReader, peak_rss};

@@ -83,6 +83,24 @@ pub struct PgCluster {
     running: bool,
 }
 
+/// Gives `path` (recursively) to the database user, as btar does for what its servers read; a
+/// no-op unless the tests run as root.
+pub fn hand_over(path: &Path) {
+    cluster::hand_over(path).unwrap_or_else(|e| panic!("hand over {}: {e}", path.display()));
+}
+
+/// The OS user PostgreSQL runs as when the tests run as root.
+pub fn db_user() -> Option<(String, u32, u32)> {
+    cluster::db_user()
+}
+
+/// Stops whatever PostgreSQL serves `data_dir` (a cluster a test did not start itself).
+pub fn stop_data_dir(data_dir: &Path) {
+    if let Ok(bin) = cluster::bin_dir(None) {
+        let _ = cluster::stop(&bin, data_dir, "immediate");
+    }
+}
+
 /// How [`PgCluster::init_with`] makes a cluster.
 #[derive(Debug, Clone, Default)]
 pub struct InitOptions {

@@ -302,7 +302,7 @@ fn service_schemas() -> Value {
         }},
         "CopyJob": {"type": "object", "properties": {
             "copy_job_id": {"type": "string"}, "service": {"type": "string"},
-            "kind": {"type": "string", "enum": ["backup", "logs"]},
+            "kind": {"type": "string", "enum": ["backup"], "description": "always `backup`: log files are shipped continuously, not by jobs"},
             "source_region": {"type": "string"}, "destination_region": {"type": "string"},
             "backup_name": {"type": "string", "description": "Source recovery point (for logs: the range)"},
             "destination_backup_name": {"type": "string"},
