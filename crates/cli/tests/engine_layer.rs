@@ -125,3 +125,47 @@ fn a_fork_known_only_to_the_catalog_restores_by_name() {
     assert_eq!(report["restore"]["region"], "away", "{report}");
     assert_eq!(marks(&restored), expected);
 }
+
+/// The stores are the truth: with the shared catalog gone (its PostgreSQL unreachable), a service
+/// the config declares still restores from its secondary location, with a warning.
+#[test]
+fn a_restore_works_without_the_catalog() {
+    let w = World::with_cluster(Backend::Fs);
+    mark(w.pg(), "kept");
+    let taken = w.btar_json(&["backup", "create", SVC]);
+    assert_eq!(taken["copies"][0]["job"]["state"], "COMPLETED", "{taken}");
+    w.pg().switch_and_archive();
+    w.btar_json(&["replicate"]);
+    let expected = marks(w.pg());
+
+    let mut text = std::fs::read_to_string(&w.config).unwrap();
+    let port = btar_testkit::free_port();
+    text.push_str(&format!(
+        "\n[catalog]\nurl = \"postgres://postgres@127.0.0.1:{port}/gone\"\n"
+    ));
+    std::fs::write(&w.config, text).unwrap();
+    let data_dir = w.dir.path().join("without-catalog");
+    let dd = data_dir.display().to_string();
+    let pg_port = btar_testkit::free_port();
+    let ps = pg_port.to_string();
+    let out = w.btar(&[
+        "--output",
+        "json",
+        "restore",
+        SVC,
+        "--region",
+        "away",
+        "--data-dir",
+        &dd,
+        "--start",
+        "--port",
+        &ps,
+        "--set",
+        "listen_addresses=127.0.0.1",
+    ]);
+    let restored = PgCluster::adopt(&data_dir, pg_port);
+    assert!(out.status.success(), "{}", btar_testkit::describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("catalog cannot be opened"), "{stderr}");
+    assert_eq!(marks(&restored), expected);
+}

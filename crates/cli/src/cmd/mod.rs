@@ -21,6 +21,19 @@ use btar_region::CancellationToken;
 
 use crate::output::Out;
 
+/// A throwaway catalog standing in for one that cannot be opened; removed when dropped.
+#[derive(Debug)]
+pub struct Scratch {
+    dir: std::path::PathBuf,
+    pub why: String,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// What every command gets: the loaded config, the output mode and the cancellation token of the run.
 #[derive(Debug)]
 pub struct Ctx {
@@ -39,6 +52,33 @@ impl Ctx {
     /// The control plane: the catalog the config names, opened on demand (wal-push never needs it).
     pub async fn control(&self) -> anyhow::Result<ControlPlane> {
         Ok(ControlPlane::open(self.cfg.clone(), self.engines.clone(), self.cancel.clone()).await?)
+    }
+
+    /// The control plane for a restore: a restore must work when the catalog does not (a shared
+    /// PostgreSQL catalog lost with the primary region), since the stores are the truth. Without
+    /// the configured catalog, a scratch one knows the config's services — enough to restore them.
+    pub async fn control_for_restore(&self) -> anyhow::Result<(ControlPlane, Option<Scratch>)> {
+        let catalog_error = match self.control().await {
+            Ok(cp) => return Ok((cp, None)),
+            Err(e) => e,
+        };
+        let scratch = Scratch {
+            dir: std::env::temp_dir().join(format!("btar-restore-{}", std::process::id())),
+            why: format!(
+                "the catalog cannot be opened ({catalog_error:#}); only services declared in the config can be restored"
+            ),
+        };
+        std::fs::create_dir_all(&scratch.dir)?;
+        let url = format!("sqlite://{}/catalog.db?mode=rwc", scratch.dir.display());
+        let catalog = btar_catalog::Catalog::open(&url).await?;
+        let cp = ControlPlane::with_catalog(
+            self.cfg.clone(),
+            self.engines.clone(),
+            catalog,
+            self.cancel.clone(),
+        )
+        .await?;
+        Ok((cp, Some(scratch)))
     }
 
     /// The engine of the service a location holds.

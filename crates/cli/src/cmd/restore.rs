@@ -80,7 +80,10 @@ impl RestoreArgs {
             _ => Target::Latest,
         };
         // Through the control plane, like a fork: any service the catalog knows restores by name.
-        let cp = ctx.control().await?;
+        let (cp, scratch) = ctx.control_for_restore().await?;
+        if let Some(s) = &scratch {
+            eprintln!("warning: {}", s.why);
+        }
         let run = RestoreRun {
             service: self.service.clone(),
             region: self.region.clone(),
