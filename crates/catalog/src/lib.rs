@@ -22,6 +22,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::AnyPool;
 
+use crate::error::DbContext;
+
 pub use backups::{BackupRecord, Role};
 pub use btar_engine::EngineKind;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -88,6 +90,15 @@ impl Catalog {
             clock,
             options,
         })
+    }
+
+    /// One round trip to the database: whether the catalog answers now (readiness probes).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .db("ping")?;
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {

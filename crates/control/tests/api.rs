@@ -236,6 +236,14 @@ async fn public_routes(s: &Server) {
         assert!(series.contains_key(name), "{name}");
     }
 
+    // The probes need no token; the catalog answers, so the server is ready.
+    for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let (code, text) = s.raw(Method::GET, path, None, None).await;
+        assert_eq!(code, StatusCode::OK, "{path}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["status"], status, "{path}: {text}");
+    }
+
     let (status, text) = s.raw(Method::GET, "/metrics", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains("# TYPE btar_copy_jobs gauge"), "{text}");

@@ -1,7 +1,8 @@
 //! The REST API (DESIGN.md, "User-facing contract"): JSON under `/v1` behind a bearer token, routes
 //! shaped after Aiven's service API and AWS Backup's copy jobs, described by `/v1/openapi.json`.
 //! Beside it, without the token: the OpenAPI document, Prometheus `/metrics` and the console at `/`
-//! (a static page; it asks for the token and calls the API itself).
+//! (a static page; it asks for the token and calls the API itself), and the probes `/healthz` (the
+//! process serves) and `/readyz` (and its catalog answers).
 
 mod auth;
 mod backups;
@@ -37,6 +38,8 @@ pub const ROUTES: &[&str] = &[
     "/v1/events",
     "/v1/openapi.json",
     "/metrics",
+    "/healthz",
+    "/readyz",
     "/",
 ];
 
@@ -75,6 +78,8 @@ pub fn router(cp: ControlPlane, token: String) -> Router {
         .route("/", get(console::page))
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(protected)
         .fallback(not_found)
         .with_state(cp)
@@ -242,6 +247,23 @@ async fn metrics(State(cp): State<ControlPlane>) -> Response {
         )
             .into_response(),
         Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Liveness: the process accepts and answers requests.
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: the catalog answers too (copy jobs, reports and most routes need it).
+async fn readyz(State(cp): State<ControlPlane>) -> Response {
+    match cp.catalog().ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "unavailable", "message": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 

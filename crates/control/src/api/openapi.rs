@@ -185,6 +185,17 @@ pub fn document() -> Value {
                     "responses": {"200": {"description": "Text exposition format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}
                 }
             },
+            "/healthz": {
+                "get": {"summary": "Liveness: the process serves requests", "security": public,
+                    "responses": {"200": {"description": "Serving", "content": {"application/json": {"schema": schema("Probe")}}}}}
+            },
+            "/readyz": {
+                "get": {"summary": "Readiness: the catalog answers as well", "security": public,
+                    "responses": {
+                        "200": {"description": "Ready", "content": {"application/json": {"schema": schema("Probe")}}},
+                        "503": {"description": "The catalog does not answer", "content": {"application/json": {"schema": schema("Probe")}}}
+                    }}
+            },
             "/": {
                 "get": {"summary": "Console (HTML); asks for the token and calls this API", "security": public,
                     "responses": {"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}}
@@ -209,6 +220,10 @@ fn schemas() -> Value {
 /// The backups list (Aiven's shape with btar's per-location status and expiry).
 fn backup_schemas() -> Value {
     json!({
+        "Probe": {"type": "object", "required": ["status"], "properties": {
+            "status": {"type": "string", "enum": ["ok", "ready", "unavailable"]},
+            "message": {"type": "string", "description": "Why the catalog does not answer"}
+        }},
         "BackupsView": {"type": "object", "description": "Every backup kept in any location of the service (also after a region is removed or the service deleted), until retention removes it", "properties": {
             "deleted_at": {"type": "string", "format": "date-time", "description": "Set when the service was deleted"},
             "backups": {"type": "array", "items": {"type": "object", "properties": {
