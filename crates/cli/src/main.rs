@@ -29,6 +29,15 @@ struct Cli {
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log lines on stderr as text (coloured only on a terminal) or as one JSON object per line.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "BTAR_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,7 +81,13 @@ enum Command {
     Keygen,
 }
 
-fn init_tracing(verbose: u8) {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         // sqlx reports backup_stop's wait for archiving as a "slow statement"; that is expected.
         0 => "warn,sqlx=error",
@@ -81,10 +96,17 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        // Colour codes only where a person reads them: captured stderr (a service manager, a
+        // pipe, PostgreSQL's log for archive_command) gets plain text.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 /// Whether this process serves PostgreSQL's restore_command, judged from the raw arguments so that it
@@ -120,7 +142,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_tracing(cli.verbose);
+    init_tracing(cli.verbose, cli.log_format);
     let out = Out { format: cli.output };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
