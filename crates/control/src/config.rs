@@ -283,26 +283,19 @@ impl Config {
                     s.name, s.engine, s.engine
                 )));
             }
-            self.region(&s.cloud)?;
-            let home_provider = self.region(&s.cloud)?.provider();
-            for r in &s.additional_backup_regions {
-                let provider = self.region(r)?.provider();
-                if provider != home_provider && !s.allow_cross_provider {
-                    return Err(ConfigError::Invalid(format!(
-                        "service `{}`: additional backup region `{r}` is on provider `{}`, the home \
-                         region on `{}`; set allow_cross_provider = true to copy across providers",
-                        s.name,
-                        provider.as_str(),
-                        home_provider.as_str()
-                    )));
-                }
-                if r == &s.cloud {
-                    return Err(ConfigError::Invalid(format!(
-                        "service `{}`: additional backup region `{r}` is its home region",
-                        s.name
-                    )));
-                }
-            }
+            let home = self.region(&s.cloud)?.provider();
+            let providers = s
+                .additional_backup_regions
+                .iter()
+                .map(|r| Ok(self.region(r)?.provider()))
+                .collect::<Result<Vec<_>, ConfigError>>()?;
+            let destinations = s.additional_backup_regions.iter().map(String::as_str);
+            crate::services::check_backup_regions(
+                (&s.cloud, &home),
+                destinations.zip(&providers),
+                s.allow_cross_provider,
+            )
+            .map_err(|e| ConfigError::Invalid(format!("service `{}`: {e}", s.name)))?;
             if s.agent().is_none() {
                 return Err(ConfigError::Invalid(format!(
                     "service `{}`: missing [service.{}] settings",

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::{ControlError, Result};
 use crate::restore::free_port;
-use crate::{ControlPlane, agent_key};
+use crate::{ControlPlane, UserConfig};
 
 #[derive(Debug, Clone)]
 pub struct ForkRequest {
@@ -125,23 +125,24 @@ impl ControlPlane {
         let outcome = self.restore_from(&loc, &restore, &NoProgress).await?;
         let conninfo = outcome.conninfo.clone().unwrap_or_default();
         let plan = req.plan.clone().unwrap_or_else(|| src.plan.clone());
-        let mut user_config = serde_json::json!({
-            "service_to_fork_from": src.name,
-            "additional_backup_regions": [],
-        });
-        if let Some(t) = req.recovery_target_time {
-            user_config["recovery_target_time"] = serde_json::json!(t.to_rfc3339());
-        }
-        if let Some(agent) = &outcome.agent {
-            user_config[agent_key(engine.kind())] = agent.0.clone();
-        }
+        let user_config = UserConfig {
+            service_to_fork_from: Some(src.name.clone()),
+            additional_backup_regions: Some(Vec::new()),
+            recovery_target_time: req.recovery_target_time,
+            agents: outcome
+                .agent
+                .iter()
+                .map(|agent| (engine.kind(), agent.clone()))
+                .collect(),
+            ..UserConfig::default()
+        };
         self.catalog()
             .create_service(&NewService {
                 name: req.name.clone(),
                 engine: src.engine,
                 cloud: req.cloud.clone(),
                 plan,
-                user_config,
+                user_config: user_config.to_value(),
             })
             .await?;
         let _ = self

@@ -37,12 +37,7 @@ pub use fork::{ForkRequest, Forked};
 pub use log_shipper::{LogShipped, NOTIFY_PREFIX, notify_archived};
 pub use restore::{RestoreRun, Restored};
 pub use scheduler::Roles;
-pub use services::{ServiceCreate, ServiceView};
-
-/// User-config key under which a service registered here (a fork) keeps its agent settings.
-pub(crate) fn agent_key(engine: btar_engine::EngineKind) -> String {
-    format!("btar_{engine}")
-}
+pub use services::{ServiceCreate, ServiceState, ServiceView, UserConfig};
 
 /// A handle on the control plane. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -140,9 +135,11 @@ impl ControlPlane {
                     engine: s.engine,
                     cloud: s.cloud.clone(),
                     plan: s.plan.clone().unwrap_or_default(),
-                    user_config: serde_json::json!({
-                        "additional_backup_regions": s.additional_backup_regions,
-                    }),
+                    user_config: UserConfig {
+                        additional_backup_regions: Some(s.additional_backup_regions.clone()),
+                        ..UserConfig::default()
+                    }
+                    .to_value(),
                 })
                 .await?;
             self.register_location(&s.name, &s.cloud, s.engine).await;
@@ -210,8 +207,7 @@ impl ControlPlane {
         {
             return Some(agent.clone());
         }
-        let stored = svc.user_config.get(agent_key(svc.engine))?;
-        Some(AgentSettings(stored.clone()))
+        UserConfig::of(svc).ok()?.agents.remove(&svc.engine)
     }
 
     /// Opens an existing location of `service` in `region`.

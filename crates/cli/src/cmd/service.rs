@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use btar_control::{ServiceCreate, ServiceView};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::Ctx;
 
@@ -76,16 +76,9 @@ impl ServiceCmd {
                 ctx.out.emit(&v, || text(&v))?;
             }
             ServiceCmd::Update { name, plan, values } => {
-                let user_config = if values.is_empty() {
-                    None
-                } else {
-                    // Entries given replace theirs; the others keep their value.
-                    let current = cp.service(&name).await?.user_config;
-                    let mut merged: Map<String, Value> =
-                        current.as_object().cloned().unwrap_or_default();
-                    merged.extend(values);
-                    Some(Value::Object(merged))
-                };
+                // Entries given replace theirs; the control plane keeps the others.
+                let user_config =
+                    (!values.is_empty()).then(|| Value::Object(values.into_iter().collect()));
                 let v = cp.update_service(&name, plan, user_config).await?;
                 ctx.out.emit(&v, || text(&v))?;
             }

@@ -294,7 +294,7 @@ fn service_schemas() -> Value {
             "create_time": {"type": "string", "format": "date-time"},
             "update_time": {"type": "string", "format": "date-time"},
             "next_regions_change_at": {"type": ["string", "null"], "format": "date-time"},
-            "state": {"type": "string"},
+            "state": {"type": "string", "enum": ["RUNNING"]},
             "fork": {"type": "object", "description": "On a fork's creation: what was restored"}
         }},
         "BackupTaken": {"type": "object", "properties": {
