@@ -146,7 +146,18 @@ impl ControlPlane {
 
     pub async fn list_services(&self) -> Result<Vec<ServiceView>> {
         let services = self.catalog().list_services().await?;
-        services.into_iter().map(|s| self.view(s)).collect()
+        // One row whose stored user_config no longer parses must not hide every other service.
+        Ok(services
+            .into_iter()
+            .filter_map(|s| {
+                let name = s.name.clone();
+                self.view(s)
+                    .inspect_err(|e| {
+                        tracing::warn!(service = %name, error = %e, "service left out of the list")
+                    })
+                    .ok()
+            })
+            .collect())
     }
 
     /// Marks the service deleted. Its backups stay in every location until their retention ends
