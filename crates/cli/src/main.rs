@@ -3,6 +3,7 @@
 
 mod cmd;
 mod engines;
+mod exit;
 mod output;
 
 use std::path::PathBuf;
@@ -130,7 +131,11 @@ fn main() -> ExitCode {
             std::process::exit(WAL_FETCH_FAILED.into());
         }));
     }
-    let failed = if fetch { WAL_FETCH_FAILED } else { 1 };
+    let failed = if fetch {
+        WAL_FETCH_FAILED
+    } else {
+        exit::FAILED
+    };
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -138,12 +143,13 @@ fn main() -> ExitCode {
             return match e.exit_code() {
                 0 => ExitCode::SUCCESS,
                 _ if fetch => ExitCode::from(WAL_FETCH_FAILED),
-                code => ExitCode::from(u8::try_from(code).unwrap_or(2)),
+                _ => ExitCode::from(exit::USAGE),
             };
         }
     };
     init_tracing(cli.verbose, cli.log_format);
     let out = Out { format: cli.output };
+    let json = out.json();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -208,10 +214,7 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(failed)
-        }
+        Err(e) => exit::report(&e, json, failed),
     }
 }
 

@@ -1,5 +1,7 @@
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use btar_catalog::CreatedBy;
 use btar_control::{BackupState, BackupTaken};
 
@@ -64,7 +66,7 @@ async fn create(ctx: &Ctx, service: &str, no_copy: bool) -> anyhow::Result<ExitC
         .iter()
         .any(|c| c.job.state != btar_catalog::JobState::Completed);
     Ok(if failed {
-        ExitCode::from(3)
+        ExitCode::from(crate::exit::JOB_FAILED)
     } else {
         ExitCode::SUCCESS
     })
@@ -83,7 +85,7 @@ pub async fn take(
         .take_backup_with(service, CreatedBy::OnDemand, &BarProgress(bar.clone()))
         .await;
     bar.finish_and_clear();
-    let taken = result.map_err(|e| anyhow::anyhow!("backup of service `{service}`: {e}"))?;
+    let taken = result.with_context(|| format!("backup of service `{service}`"))?;
     let copies = if copy {
         cp.drain_copy_jobs().await?
     } else {

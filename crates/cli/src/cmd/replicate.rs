@@ -47,7 +47,7 @@ impl ReplicateArgs {
             s
         })?;
         Ok(if failed {
-            ExitCode::from(3)
+            ExitCode::from(crate::exit::JOB_FAILED)
         } else {
             ExitCode::SUCCESS
         })

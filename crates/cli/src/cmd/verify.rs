@@ -51,7 +51,7 @@ impl VerifyArgs {
         Ok(if report.is_clean() {
             ExitCode::SUCCESS
         } else {
-            ExitCode::from(2)
+            ExitCode::from(crate::exit::DAMAGE_FOUND)
         })
     }
 }

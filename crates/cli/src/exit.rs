@@ -1,0 +1,66 @@
+//! How btar ends: exit codes (one table, in the README) and errors as JSON under `--output json`.
+
+use std::process::ExitCode;
+
+use btar_control::{ConfigError, ControlError};
+use btar_engine::EngineError;
+
+/// Exit codes. `wal-fetch` has its own pair for PostgreSQL (`cmd::wal`): 1 not archived, 127 failed.
+pub const FAILED: u8 = 1;
+/// `verify` found damage or a gap.
+pub const DAMAGE_FOUND: u8 = 2;
+/// `replicate` ran, and a copy job or a log shipment failed.
+pub const JOB_FAILED: u8 = 3;
+/// The command line itself is wrong (sysexits' EX_USAGE), so a script can tell it from a failure.
+pub const USAGE: u8 = 64;
+
+/// A stable, machine-readable kind of failure.
+pub fn error_code(e: &anyhow::Error) -> &'static str {
+    for cause in e.chain() {
+        if let Some(c) = cause.downcast_ref::<ControlError>() {
+            return match c {
+                ControlError::Invalid(_) => "invalid",
+                ControlError::NotFound(_) => "not_found",
+                ControlError::Conflict(_) => "conflict",
+                ControlError::NoAgent(_) => "no_agent",
+                ControlError::LocationVanished { .. } => "location_vanished",
+                ControlError::Config(_) => "config",
+                ControlError::Catalog(e) if e.is_not_found() => "not_found",
+                e if e.is_retryable() => "unavailable",
+                ControlError::Engine(e) => engine_code(e),
+                _ => "failed",
+            };
+        }
+        if cause.downcast_ref::<ConfigError>().is_some() {
+            return "config";
+        }
+        if let Some(e) = cause.downcast_ref::<EngineError>() {
+            return engine_code(e);
+        }
+    }
+    "failed"
+}
+
+fn engine_code(e: &EngineError) -> &'static str {
+    match e {
+        EngineError::Invalid(_) => "invalid",
+        EngineError::Damaged(_) => "damaged",
+        EngineError::NotBuiltIn(_) => "not_built_in",
+        e if e.is_retryable() => "unavailable",
+        _ => "failed",
+    }
+}
+
+/// Reports a failed command on stderr — as `{"error": {"code", "message"}}` under `--output json` —
+/// and returns its exit code.
+pub fn report(e: &anyhow::Error, json: bool, code: u8) -> ExitCode {
+    if json {
+        let body = serde_json::json!({
+            "error": {"code": error_code(e), "message": format!("{e:#}")}
+        });
+        eprintln!("{body}");
+    } else {
+        eprintln!("error: {e:#}");
+    }
+    ExitCode::from(code)
+}
