@@ -236,6 +236,15 @@ async fn public_routes(s: &Server) {
         assert!(series.contains_key(name), "{name}");
     }
 
+    // A wrong method gets a JSON error naming the route, not an empty 405.
+    let (code, text) = s.raw(Method::PATCH, "/metrics", None, None).await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        v["message"].as_str().unwrap().contains("/metrics"),
+        "{text}"
+    );
+
     // The probes need no token; the catalog answers, so the server is ready.
     for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
         let (code, text) = s.raw(Method::GET, path, None, None).await;

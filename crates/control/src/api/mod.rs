@@ -82,6 +82,7 @@ pub fn router(cp: ControlPlane, token: String) -> Router {
         .route("/readyz", get(readyz))
         .merge(protected)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(cp)
 }
 
@@ -265,6 +266,17 @@ async fn readyz(State(cp): State<ControlPlane>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// axum's own 405 has an empty body; ours says which route and where the methods are listed.
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "`{method}` is not served on `{}`; see /v1/openapi.json for its methods",
+            uri.path()
+        ),
+    )
 }
 
 async fn not_found(uri: Uri) -> ApiError {
