@@ -29,3 +29,68 @@ fn captured_logs_carry_no_colour_codes_and_json_logs_parse() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
     }
 }
+
+/// `btar server` logs one line per request — method, path, status, duration — and never the token.
+#[test]
+fn the_server_logs_each_request_without_the_token() {
+    use std::io::{BufRead, Read, Write};
+    let dir = btar_testkit::TestDir::new();
+    let cfg = dir.path().join("btar.toml");
+    let token = "0123456789abcdef0123";
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\ntoken = \"literal:{token}\"\nnotify = \"127.0.0.1:0\"\n\n\
+             [[region]]\nname = \"home\"\nprovider = \"local\"\nurl = \"file://{}\"\n",
+            dir.path().join("store").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("server.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_btar"))
+        .args(["-v", "--log-format", "json", "-c"])
+        .arg(&cfg)
+        .args(["server", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("server announced {line:?}"));
+    for path in ["/healthz", "/v1/copy-jobs"] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{path}: {reply}");
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(token), "the token was logged: {text}");
+    for path in ["/healthz", "/v1/copy-jobs"] {
+        let logged = text.lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                v["fields"]["message"] == "request"
+                    && v["fields"]["path"] == path
+                    && v["fields"]["status"] == 200
+                    && v["fields"]["method"] == "GET"
+            })
+        });
+        assert!(logged, "no request line for {path}: {text}");
+    }
+}

@@ -83,6 +83,7 @@ pub fn router(cp: ControlPlane, token: String) -> Router {
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(cp)
 }
 
@@ -249,6 +250,22 @@ async fn metrics(State(cp): State<ControlPlane>) -> Response {
             .into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// The request log: one line per request with its outcome and duration. The path only — query
+/// strings may carry filters with names, and headers carry the token.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_millis() as u64;
+    if status >= 500 {
+        tracing::warn!(%method, path, status, ms, "request");
+    } else {
+        tracing::info!(%method, path, status, ms, "request");
+    }
+    response
 }
 
 /// Liveness: the process accepts and answers requests.
