@@ -80,6 +80,13 @@ enum Command {
     Catalog(cmd::catalog::CatalogCmd),
     /// Print a new random region key (hex).
     Keygen,
+    /// Print a shell completion script (e.g. `btar completions bash > /etc/bash_completion.d/btar`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `btar man > /usr/share/man/man1/btar.1`.
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -185,6 +192,19 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Up(a) => a.run(engines::built_in(), out, cancel).await,
+            Command::Completions { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut cmd, "btar", &mut script);
+                std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Man => {
+                let cmd = <Cli as clap::CommandFactory>::command();
+                clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+                Ok(ExitCode::SUCCESS)
+            }
             command => {
                 let cfg = btar_control::Config::load(&cli.config)?;
                 let ctx = cmd::Ctx {
@@ -207,7 +227,10 @@ fn main() -> ExitCode {
                     Command::Fork(a) => a.run(&ctx).await,
                     Command::Retention(c) => c.run(&ctx).await,
                     Command::Catalog(c) => c.run(&ctx).await,
-                    Command::Keygen | Command::Up(_) => Ok(ExitCode::SUCCESS),
+                    Command::Keygen
+                    | Command::Up(_)
+                    | Command::Completions { .. }
+                    | Command::Man => Ok(ExitCode::SUCCESS),
                 }
             }
         }

@@ -45,3 +45,24 @@ fn failures_have_documented_codes_and_json_errors() {
     let text = w.btar(&["service", "get", "nosuch"]);
     assert!(String::from_utf8_lossy(&text.stderr).starts_with("error: "));
 }
+
+/// Completions and the man page come from the same command definition, so they list every command.
+#[test]
+fn completions_and_man_page_cover_the_commands() {
+    let w = World::new(Backend::Fs);
+    for shell in ["bash", "zsh", "fish"] {
+        let out = w.btar(&["completions", shell]);
+        assert!(out.status.success(), "{}", btar_testkit::describe(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for command in ["wal-push", "copy-jobs", "restore", "fork"] {
+            assert!(script.contains(command), "{shell}: {command} missing");
+        }
+    }
+    let man = w.btar(&["man"]);
+    assert!(man.status.success());
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        page.contains(".TH btar 1") && page.contains("wal\\-fetch"),
+        "{page}"
+    );
+}
