@@ -24,7 +24,10 @@ fn systemd_units_verify_and_name_real_commands() {
             .args(&args)
             .output()
             .unwrap();
-        assert!(help.status.success(), "{name}: `btar {exec}` does not parse");
+        assert!(
+            help.status.success(),
+            "{name}: `btar {exec}` does not parse"
+        );
         // systemd's own checker, with ExecStart pointing at the built binary.
         let local = dir.path().join(name);
         std::fs::write(
