@@ -1,0 +1,95 @@
+//! The MySQL/MariaDB engine behind the engine trait, without the CLI: the binlog archive (push,
+//! idempotent re-push, fetch, gaps by the numbered-file watermark) and a server without binary
+//! logging refused before any backup is committed.
+#![allow(clippy::unwrap_used)]
+
+use btar_engine::{AgentSettings, BackupOptions, Engine, EngineError, NoProgress};
+use btar_engine_mysql::MysqlEngine;
+use btar_format::{BackupWriter, Location, LogPut, WriterOptions};
+use btar_region::{CancellationToken, Region};
+use btar_testkit::{MariaDb, TestDir, memory_region};
+
+async fn location() -> Location {
+    let region = Region::open(&memory_region("home"), CancellationToken::new()).unwrap();
+    Location::create(&region, "shop", "mysql", None)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn binlog_files_are_archived_fetched_and_gaps_named() {
+    let loc = location().await;
+    let dir = tempfile::tempdir().unwrap();
+    for n in [1u8, 2, 4] {
+        let p = dir.path().join(format!("binlog.00000{n}"));
+        std::fs::write(&p, vec![n; 5000]).unwrap();
+        let pushed = MysqlEngine.push_log(&loc, &p).await.unwrap();
+        assert_eq!(
+            (pushed.timeline.as_str(), pushed.put),
+            ("binlog", LogPut::Stored)
+        );
+    }
+    // The archive hook retries after a crash: the same content again is fine.
+    let again = MysqlEngine
+        .push_log(&loc, &dir.path().join("binlog.000002"))
+        .await
+        .unwrap();
+    assert_eq!(again.put, LogPut::AlreadyPresent);
+    // An index file is not a binlog.
+    let index = dir.path().join("binlog.index");
+    std::fs::write(&index, "./binlog.000001\n").unwrap();
+    assert!(matches!(
+        MysqlEngine.push_log(&loc, &index).await,
+        Err(EngineError::Invalid(_))
+    ));
+
+    let dest = dir.path().join("fetched");
+    assert!(
+        MysqlEngine
+            .fetch_log(&loc, "binlog.000002", &dest)
+            .await
+            .unwrap()
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), vec![2u8; 5000]);
+    assert!(
+        !MysqlEngine
+            .fetch_log(&loc, "binlog.000003", &dest)
+            .await
+            .unwrap()
+    );
+
+    let gaps = MysqlEngine.log_gaps(&loc, None).await.unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(
+        gaps[0].key.ends_with("logs/binlog/binlog.000003"),
+        "{gaps:?}"
+    );
+    assert!(gaps[0].reason.contains("binlog.000002"), "{gaps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_binary_logging_is_refused_before_any_backup() {
+    let dir = TestDir::new();
+    let db = MariaDb::start_with(&dir, "nobinlog", false);
+    let loc = location().await;
+    let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
+    let settings = AgentSettings(serde_json::json!({"host": "127.0.0.1", "port": db.port}));
+    MysqlEngine.check_settings(&settings).unwrap();
+    let err = MysqlEngine
+        .backup(&writer, &settings, BackupOptions::default(), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("log_bin"), "{err}");
+    assert!(loc.list_backups().await.unwrap().is_empty());
+    assert_eq!(writer.stats().snapshot().logical_bytes, 0);
+
+    // An unreachable server is a retryable failure, not a refusal.
+    let gone =
+        AgentSettings(serde_json::json!({"host": "127.0.0.1", "port": btar_testkit::free_port()}));
+    let err = MysqlEngine
+        .backup(&writer, &gone, BackupOptions::default(), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+}
