@@ -93,3 +93,43 @@ async fn a_server_without_binary_logging_is_refused_before_any_backup() {
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
 }
+
+/// The manifest records the binlog position and GTID of the backup's consistent point: with no
+/// writes during the backup, exactly what the server reports as its binlog head.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_records_its_consistent_point_in_the_manifest() {
+    let dir = TestDir::new();
+    let db = MariaDb::start(&dir, "source");
+    db.sql("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY); INSERT INTO shop.t VALUES (1), (2), (3)");
+    let head = db.sql("SHOW MASTER STATUS");
+    let gtid = db.sql("SELECT @@gtid_binlog_pos");
+    let loc = location().await;
+    let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
+    let settings = AgentSettings(serde_json::json!({"host": "127.0.0.1", "port": db.port}));
+    let m = MysqlEngine
+        .backup(&writer, &settings, BackupOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(
+        loc.list_backups().await.unwrap(),
+        vec![m.backup_name.clone()]
+    );
+    assert_eq!(m.engine, "mysql");
+    assert_eq!(m.files.len(), 1);
+    assert_eq!(m.files[0].path, btar_engine_mysql::STREAM_FILE);
+    assert!(m.files[0].size > 1 << 20, "{:?}", m.files[0].size);
+    let meta = btar_engine_mysql::MysqlMeta::of(&m).unwrap();
+    let mut f = head.split('\t');
+    assert_eq!(Some(meta.binlog.file.as_str()), f.next(), "{head}");
+    assert_eq!(
+        f.next().and_then(|p| p.parse().ok()),
+        Some(meta.binlog.position),
+        "{head}"
+    );
+    assert_eq!(meta.binlog.gtid.as_deref(), Some(gtid.as_str()));
+    let point = MysqlEngine.backup_point(&m).unwrap();
+    assert_eq!(point.stop, meta.binlog.to_string());
+    let (window, backups) = MysqlEngine.window(&loc).await.unwrap();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(window.latest, Some(meta.backup_stop_time));
+}
