@@ -173,8 +173,21 @@ fn mariadb_backup_copies_and_restores_from_the_secondary() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("binlog replay"), "{err}");
 
-    // A flipped byte in one chunk of the secondary: the restore refuses it and leaves the
-    // directory empty.
+    // The secondary verifies clean; a list shows the backup in both locations.
+    json(&config, &["verify", SVC, "--region", "away"]);
+    let listed = json(&config, &["backup", "list", SVC]);
+    assert_eq!(
+        listed["backups"][0]["backup_name"],
+        name.as_str(),
+        "{listed}"
+    );
+    assert_eq!(
+        listed["backups"][0]["additional_regions"][0]["status"], "COMPLETED",
+        "{listed}"
+    );
+
+    // A flipped byte in one chunk of the secondary: verify reports it, and the restore refuses it
+    // and leaves the directory empty.
     let chunks: Vec<_> = files_under(&dir.path().join("store-away"))
         .into_iter()
         .filter(|p| p.to_string_lossy().contains("/chunks/"))
@@ -185,6 +198,12 @@ fn mariadb_backup_copies_and_restores_from_the_secondary() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(victim, bytes).unwrap();
+    let verified = btar_with(&config, &["verify", SVC, "--region", "away"]);
+    assert!(
+        !verified.status.success(),
+        "verify missed it: {}",
+        describe(&verified)
+    );
     let (_none, out, data_dir) = restore("tampered", &[]);
     assert!(
         !out.status.success(),
