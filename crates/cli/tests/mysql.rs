@@ -220,3 +220,105 @@ fn mariadb_backup_copies_and_restores_from_the_secondary() {
         data_dir.display()
     );
 }
+
+/// Processes whose command line holds every one of `words`.
+fn processes_with(words: &[&str]) -> Vec<String> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if words.iter().all(|w| cmd.contains(w)) {
+            out.push(cmd);
+        }
+    }
+    out
+}
+
+/// `btar` run directly (not through `runuser`), so that killing the child kills btar itself. Every
+/// run of the test that uses it goes this way, so all files in the regions have one owner.
+fn direct(config: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_btar"));
+    c.arg("--config").arg(config).args(args);
+    c.env_remove("BTAR_CONFIG").env_remove("RUST_LOG");
+    c
+}
+
+fn direct_json(config: &Path, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--output", "json"];
+    a.extend_from_slice(args);
+    let out = direct(config, &a).output().unwrap();
+    assert!(out.status.success(), "btar {args:?}: {}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// btar killed (SIGKILL) while mariadb-backup streams into the home region: no backup is listed,
+/// mariadb-backup does not linger, and the next run completes.
+#[test]
+fn a_killed_mariadb_backup_leaves_nothing_visible_and_the_next_run_completes() {
+    let dir = TestDir::new();
+    let regions = vec![
+        fs_region("home", &dir.sub("store-home")),
+        fs_region("away", &dir.sub("store-away")),
+    ];
+    let src = MariaDb::start(&dir, "source");
+    let config = dir.path().join("btar.toml");
+    write_config(&config, &regions, src.port);
+    src.sql(
+        "CREATE DATABASE shop; CREATE DATABASE seq; CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB; \
+         INSERT INTO shop.items SELECT seq, REPEAT(MD5(seq), 3) FROM seq.seq_1_to_600000",
+    );
+    let mut child = direct(&config, &["backup", "create", SVC])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let chunks = || {
+        files_under(&dir.path().join("store-home"))
+            .iter()
+            .filter(|p| p.to_string_lossy().contains("/chunks/"))
+            .count()
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while chunks() < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the backup never started streaming"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup finished before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let listed = direct_json(&config, &["backup", "list", SVC]);
+    assert_eq!(
+        listed["backups"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
+    let port = format!("--port={}", src.port);
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_with(&["mariadb-backup", &port]).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "mariadb-backup outlived btar: {:?}",
+            processes_with(&["mariadb-backup", &port])
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let created = direct_json(&config, &["backup", "create", SVC]);
+    assert_eq!(
+        created["copies"][0]["job"]["state"], "COMPLETED",
+        "{created}"
+    );
+    let listed = direct_json(&config, &["backup", "list", SVC]);
+    assert_eq!(
+        listed["backups"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+}
