@@ -53,12 +53,17 @@ fn write_config(path: &Path, regions: &[RegionConfig], port: u16) {
     std::fs::write(path, toml::to_string(&f).unwrap()).unwrap();
 }
 
-fn json(config: &Path, args: &[&str]) -> serde_json::Value {
+/// `btar --output json ARGS` through `run`, its JSON answer.
+fn json_of(args: &[&str], run: impl FnOnce(&[&str]) -> std::process::Output) -> serde_json::Value {
     let mut a = vec!["--output", "json"];
     a.extend_from_slice(args);
-    let out = btar_with(config, &a);
+    let out = run(&a);
     assert!(out.status.success(), "btar {args:?}: {}", describe(&out));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn json(config: &Path, args: &[&str]) -> serde_json::Value {
+    json_of(args, |a| btar_with(config, a))
 }
 
 /// Rows and checksum of the test table: equal iff the same data.
@@ -246,11 +251,7 @@ fn direct(config: &Path, args: &[&str]) -> std::process::Command {
 }
 
 fn direct_json(config: &Path, args: &[&str]) -> serde_json::Value {
-    let mut a = vec!["--output", "json"];
-    a.extend_from_slice(args);
-    let out = direct(config, &a).output().unwrap();
-    assert!(out.status.success(), "btar {args:?}: {}", describe(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(args, |a| direct(config, a).output().unwrap())
 }
 
 /// btar killed (SIGKILL) while mariadb-backup streams into the home region: no backup is listed,
