@@ -59,8 +59,12 @@ impl Conn {
                     .tempfile()
                     .map_err(|e| EngineError::Failed(format!("option file: {e}")))?;
                 let escaped = pw.replace('\\', "\\\\").replace('"', "\\\"");
-                writeln!(f, "[client]\npassword=\"{escaped}\"")
-                    .map_err(|e| EngineError::Failed(format!("option file: {e}")))?;
+                // [client] for the `mariadb` client, [mariadb-backup] for the backup tool.
+                writeln!(
+                    f,
+                    "[client]\npassword=\"{escaped}\"\n[mariadb-backup]\npassword=\"{escaped}\""
+                )
+                .map_err(|e| EngineError::Failed(format!("option file: {e}")))?;
                 args.push(format!("--defaults-file={}", f.path().display()));
                 file = Some(f);
             }

@@ -95,7 +95,8 @@ async fn a_server_without_binary_logging_is_refused_before_any_backup() {
 }
 
 /// The manifest records the binlog position and GTID of the backup's consistent point: with no
-/// writes during the backup, exactly what the server reports as its binlog head.
+/// writes during the backup, exactly what the server reports as its binlog head. Taken by an account
+/// with a password.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_records_its_consistent_point_in_the_manifest() {
     let dir = TestDir::new();
@@ -103,9 +104,22 @@ async fn a_backup_records_its_consistent_point_in_the_manifest() {
     db.sql("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY); INSERT INTO shop.t VALUES (1), (2), (3)");
     let head = db.sql("SHOW MASTER STATUS");
     let gtid = db.sql("SELECT @@gtid_binlog_pos");
+    // A backup account with a password that needs quoting: it reaches the tools through a
+    // private option file, never their command line.
+    db.sql(r#"SET sql_log_bin = 0; CREATE USER 'bk'@'127.0.0.1' IDENTIFIED BY 'p w"\\x#1'; GRANT ALL ON *.* TO 'bk'@'127.0.0.1'"#);
     let loc = location().await;
     let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
-    let settings = AgentSettings(serde_json::json!({"host": "127.0.0.1", "port": db.port}));
+    let settings = AgentSettings(serde_json::json!({
+        "host": "127.0.0.1", "port": db.port, "user": "bk", "password": "p w\"\\x#1"
+    }));
+    let wrong = AgentSettings(serde_json::json!({
+        "host": "127.0.0.1", "port": db.port, "user": "bk", "password": "p w\"x#1"
+    }));
+    let denied = MysqlEngine
+        .backup(&writer, &wrong, BackupOptions::default(), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(denied.to_string().contains("Access denied"), "{denied}");
     let m = MysqlEngine
         .backup(&writer, &settings, BackupOptions::default(), &NoProgress)
         .await
