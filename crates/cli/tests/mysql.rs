@@ -66,6 +66,12 @@ fn json(config: &Path, args: &[&str]) -> serde_json::Value {
     json_of(args, |a| btar_with(config, a))
 }
 
+/// The stderr of a run that must have failed.
+fn refused(out: &std::process::Output, what: &str) -> String {
+    assert!(!out.status.success(), "{what}: {}", describe(out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Rows and checksum of the test table: equal iff the same data.
 fn fingerprint(db: &MariaDb) -> String {
     db.sql("SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT(id, ':', v))), 0) FROM shop.items")
@@ -168,14 +174,25 @@ fn mariadb_backup_copies_and_restores_from_the_secondary() {
     );
     drop(restored);
 
+    // A server that will not start: the error says why, the directory keeps only the server's
+    // log, and the same request without the bad setting then succeeds there.
+    let (_none, out, data_dir) = restore("retried", &["--set", "no-such-option=1"]);
+    let err = refused(&out, "bad setting started");
+    assert!(err.contains("no-such-option"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&data_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["btar-restore.err"]);
+    let (again, out, _) = restore("retried", &[]);
+    assert!(out.status.success(), "retry: {}", describe(&out));
+    assert_eq!(fingerprint(&again), at_backup);
+    drop(again);
+
     // Time targets need binlog replay, which this slice does not do: refused, saying so.
     let (_none, out, _) = restore("by-time", &["--target-time", "2026-01-01T00:00:00Z"]);
-    assert!(
-        !out.status.success(),
-        "time target restored: {}",
-        describe(&out)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&out, "time target restored");
     assert!(err.contains("binlog replay"), "{err}");
 
     // The secondary verifies clean; a list shows the backup in both locations.
@@ -210,12 +227,7 @@ fn mariadb_backup_copies_and_restores_from_the_secondary() {
         describe(&verified)
     );
     let (_none, out, data_dir) = restore("tampered", &[]);
-    assert!(
-        !out.status.success(),
-        "tampered restore: {}",
-        describe(&out)
-    );
-    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    let err = refused(&out, "tampered restore").to_lowercase();
     assert!(err.contains("damaged") || err.contains("tampered"), "{err}");
     let left = std::fs::read_dir(&data_dir).map(|d| d.count()).unwrap_or(0);
     assert_eq!(

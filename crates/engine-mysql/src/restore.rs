@@ -21,6 +21,9 @@ use crate::MysqlSettings;
 use crate::backup::MysqlMeta;
 use crate::tools::{hand_over, program, query, server_user};
 
+/// The restored server's error log, in its data directory.
+const SERVER_LOG: &str = "btar-restore.err";
+
 fn is_damage(e: &FormatError) -> bool {
     matches!(
         e,
@@ -116,12 +119,16 @@ fn choose(
         })
 }
 
-/// Empties `dir` after a failed restore so the same request can run again.
+/// Empties `dir` after a failed restore so the same request can run again; the restored server's
+/// error log stays when there is one (it says why the server would not start).
 async fn clear(dir: &Path) -> String {
     match tokio::fs::read_dir(dir).await {
         Ok(mut rd) => {
             while let Ok(Some(e)) = rd.next_entry().await {
                 let p = e.path();
+                if e.file_name() == SERVER_LOG {
+                    continue;
+                }
                 let _ = if p.is_dir() && !p.is_symlink() {
                     tokio::fs::remove_dir_all(&p).await
                 } else {
@@ -136,8 +143,10 @@ async fn clear(dir: &Path) -> String {
 
 async fn ensure_empty_dir(dir: &Path) -> Result<(), EngineError> {
     match std::fs::read_dir(dir) {
-        Ok(mut rd) => {
-            if rd.next().is_some() {
+        Ok(rd) => {
+            // A failed attempt's server log is all a retry of the same request finds.
+            let others = rd.flatten().any(|e| e.file_name() != SERVER_LOG);
+            if others {
                 return Err(EngineError::Invalid(format!(
                     "restore directory {} exists and is not empty",
                     dir.display()
@@ -253,7 +262,7 @@ async fn start(
 ) -> Result<MysqlSettings, EngineError> {
     let server = program(bin, "mariadbd")?;
     let socket = socket_path(dir, port, req.loopback_only);
-    let log = dir.join("btar-restore.err");
+    let log = dir.join(SERVER_LOG);
     let mut cmd = std::process::Command::new(&server);
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", dir.display()))
@@ -308,6 +317,8 @@ async fn start(
         match query(&agent, "SELECT 1").await {
             Ok(_) => return Ok(agent),
             Err(e) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
                 return Err(EngineError::Failed(format!(
                     "restored mariadbd did not answer within {:?}: {e}",
                     req.promote_timeout
@@ -388,7 +399,13 @@ pub async fn run(
             Some(p) => p,
             None => free_port()?,
         };
-        let agent = start(dir, port, req, bin).await?;
+        let agent = match start(dir, port, req, bin).await {
+            Ok(a) => a,
+            Err(e) => {
+                let cleanup = clear(dir).await;
+                return Err(EngineError::Failed(format!("{e}; {cleanup}")));
+            }
+        };
         outcome.reached = Some(Reached {
             timeline: 0,
             lsn: meta.binlog.to_string(),
