@@ -6,5 +6,7 @@ use std::sync::Arc;
 use btar_engine::Engines;
 
 pub fn built_in() -> Engines {
-    Engines::default().with(Arc::new(btar_engine_pg::PgEngine))
+    Engines::default()
+        .with(Arc::new(btar_engine_pg::PgEngine))
+        .with(Arc::new(btar_engine_mysql::MysqlEngine))
 }

@@ -3,8 +3,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use btar_engine::{
     AgentSettings, BackupOptions, BackupPoint, Engine, EngineError, EngineKind, LocalServer,
@@ -71,23 +69,9 @@ impl Engine for PgEngine {
         progress: &dyn Progress,
     ) -> Result<Manifest, EngineError> {
         let pg = settings(s)?;
-        let stats = writer.stats();
         let on_total = |n| progress.total(n);
         let run = crate::backup::run(writer, &pg, opts, &on_total);
-        tokio::pin!(run);
-        // The writer counts what it has read; the bar follows it at a human pace.
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        let mut shown = 0;
-        loop {
-            tokio::select! {
-                r = &mut run => return Ok(r?),
-                _ = tick.tick() => {
-                    let now = stats.logical_bytes.load(Ordering::Relaxed);
-                    progress.advance(now.saturating_sub(shown));
-                    shown = shown.max(now);
-                }
-            }
-        }
+        Ok(btar_engine::follow_writer(writer.stats(), progress, run).await?)
     }
 
     fn backup_point(&self, m: &Manifest) -> Option<BackupPoint> {

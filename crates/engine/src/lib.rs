@@ -23,7 +23,7 @@ pub use error::EngineError;
 pub use kind::{EngineKind, UnknownEngine};
 pub use local::{LocalServer, LocalSpec, OsUser};
 pub use log::{LogPosition, LogSequence, Watermark, watermarks};
-pub use progress::{NoProgress, Progress};
+pub use progress::{NoProgress, Progress, follow_writer};
 pub use registry::Engines;
 pub use restore::{
     ArchiveTo, DamagedBackup, Reached, RestoreOutcome, RestoreRequest, Target, Window,

@@ -12,3 +12,26 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 
 impl Progress for NoProgress {}
+
+/// Runs `work` (a backup into a writer whose counters are `stats`) and moves `progress` along with
+/// the bytes the writer has read, at a human pace.
+pub async fn follow_writer<T>(
+    stats: std::sync::Arc<btar_format::WriteStats>,
+    progress: &dyn Progress,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    use std::sync::atomic::Ordering;
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    let mut shown = 0;
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            _ = tick.tick() => {
+                let now = stats.logical_bytes.load(Ordering::Relaxed);
+                progress.advance(now.saturating_sub(shown));
+                shown = shown.max(now);
+            }
+        }
+    }
+}

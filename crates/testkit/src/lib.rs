@@ -3,11 +3,13 @@
 //! with a message saying what to install.
 #![allow(clippy::unwrap_used)]
 
+mod mariadb;
 mod pg;
 mod pgdb;
 mod s3;
 mod stream;
 
+pub use mariadb::MariaDb;
 pub use pg::{
     InitOptions, PgCluster, TestDir, as_db_user, conninfo_port, db_user, describe, hand_over,
     run_ok, stop_data_dir,

@@ -1,0 +1,65 @@
+//! The MySQL/MariaDB engine (agent role for `mysql` services), first slice: physical backups with
+//! `mariadb-backup --backup --stream=xbstream` streamed into the btar format as one file, restore of
+//! the newest backup (`mbstream -x`, `mariadb-backup --prepare`, start `mariadbd`), and the binlog
+//! archive for one file at a time (`push_log` / `fetch_log`).
+//!
+//! Not yet: point-in-time restore by binlog replay (time, position and GTID targets are refused),
+//! the continuous binlog follower, and a local server for `btar up`.
+
+mod backup;
+mod binlog;
+mod engine;
+mod restore;
+mod tools;
+
+pub use backup::{BinlogPoint, MysqlMeta};
+pub use engine::MysqlEngine;
+
+/// Engine name stored in service descriptors and manifests.
+pub const ENGINE: &str = "mysql";
+
+/// The single file entry a backup's xbstream is stored as.
+pub const STREAM_FILE: &str = "backup.xbstream";
+
+/// Settings of a MySQL/MariaDB service, as written under `[service.mysql]` in the config.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSettings {
+    /// TCP host (default `127.0.0.1` unless `socket` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// TCP port (default 3306).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Unix socket; used instead of TCP when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
+    /// Account with the backup privileges (default `root`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Never logged; handed to the tools in a private option file, not on their command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The server's data directory (`--datadir` of mariadb-backup); asked from the server when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datadir: Option<String>,
+    /// Directory holding `mariadb-backup`, `mbstream`, `mariadb` and `mariadbd`; searched before
+    /// `PATH`, /usr/bin and /usr/sbin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_dir: Option<String>,
+}
+
+impl MysqlSettings {
+    /// Where the settings point, without secrets (for messages).
+    pub fn describe(&self) -> String {
+        let user = self.user.as_deref().unwrap_or("root");
+        match &self.socket {
+            Some(s) => format!("socket={s} user={user}"),
+            None => format!(
+                "host={} port={} user={user}",
+                self.host.as_deref().unwrap_or("127.0.0.1"),
+                self.port.unwrap_or(3306)
+            ),
+        }
+    }
+}
