@@ -76,23 +76,72 @@ fn split_pairs(s: &str) -> Result<Vec<(String, String)>, PgError> {
     }
 }
 
-/// Removes `password=…` / URL passwords from text that may reach logs or error messages.
+/// Removes `password=…` values (quoted ones with spaces too, every occurrence) and URL passwords
+/// from text that may reach logs or error messages.
 pub fn redact(text: &str) -> String {
+    redact_urls(&redact_pairs(text))
+}
+
+/// `password = value` in libpq's key=value syntax: the value is a quoted string (`'…'`, with `\'`
+/// or `''` inside) or a run of non-blank characters.
+fn redact_pairs(text: &str) -> String {
+    const KEY: &str = "password";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(KEY) {
+        let starts_word = rest[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || c == '\'' || c == '"');
+        let after = &rest[i + KEY.len()..];
+        let eq = after.trim_start();
+        if !starts_word || !eq.starts_with('=') {
+            out.push_str(&rest[..i + KEY.len()]);
+            rest = after;
+            continue;
+        }
+        out.push_str(&rest[..i]);
+        out.push_str("password=***");
+        let value = eq[1..].trim_start();
+        rest = match value.strip_prefix('\'') {
+            Some(quoted) => {
+                let mut chars = quoted.char_indices();
+                let mut end = quoted.len();
+                while let Some((j, c)) = chars.next() {
+                    if c == '\\' {
+                        chars.next();
+                    } else if c == '\'' {
+                        if quoted[j + 1..].starts_with('\'') {
+                            chars.next();
+                        } else {
+                            end = j + 1;
+                            break;
+                        }
+                    }
+                }
+                &quoted[end..]
+            }
+            None => &value[value.find(char::is_whitespace).unwrap_or(value.len())..],
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `scheme://user:password@host`: the password between the user's `:` and the `@`.
+fn redact_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for word in text.split_inclusive(char::is_whitespace) {
-        if word.trim_start().starts_with("password=") {
-            out.push_str("password=*** ");
-        } else if let (Some(a), Some(b)) = (word.find("://"), word.find('@')) {
-            match word[a + 3..b].find(':') {
+        match (word.find("://"), word.rfind('@')) {
+            (Some(a), Some(b)) if b > a + 3 => match word[a + 3..b].find(':') {
                 Some(c) => {
                     out.push_str(&word[..a + 3 + c + 1]);
                     out.push_str("***");
                     out.push_str(&word[b..]);
                 }
                 None => out.push_str(word),
-            }
-        } else {
-            out.push_str(word);
+            },
+            _ => out.push_str(word),
         }
     }
     out
@@ -120,5 +169,25 @@ mod tests {
     fn redacts_passwords() {
         assert!(!redact("host=x password=secret user=u").contains("secret"));
         assert!(!redact("postgres://u:secret@h/db").contains("secret"));
+        for text in [
+            "host=x password='se cr et' user=u",
+            "host=x password = 'se cr et' user=u",
+            "password='it''s se cr et' host=x",
+            r"password='it\'s se cr et' host=x",
+            "password=secret1 host=x password=secret2",
+            "postgres://u:se@cret@h/db",
+        ] {
+            let r = redact(text);
+            assert!(
+                !r.contains("se cr et") && !r.contains("secret") && !r.contains("cret"),
+                "{text} -> {r}"
+            );
+        }
+        assert_eq!(
+            redact("host=x password='a b' user=u"),
+            "host=x password=*** user=u"
+        );
+        // Words that only contain the key stay as they are.
+        assert_eq!(redact("mypassword=x"), "mypassword=x");
     }
 }
