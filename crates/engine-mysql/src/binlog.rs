@@ -43,17 +43,7 @@ pub async fn push(loc: &Location, path: &Path) -> Result<(String, String, LogPut
 /// Fetches one archived binlog into `dest` (temporary name, then rename); `false` when absent.
 pub async fn fetch(loc: &Location, name: &str, dest: &Path) -> Result<bool, EngineError> {
     let fam = family(name)?;
-    let Some(data) = loc.get_log(&fam, name).await? else {
-        return Ok(false);
-    };
-    let tmp = dest.with_extension("btar-tmp");
-    tokio::fs::write(&tmp, &data)
-        .await
-        .map_err(|e| EngineError::Failed(format!("writing {}: {e}", tmp.display())))?;
-    tokio::fs::rename(&tmp, dest)
-        .await
-        .map_err(|e| EngineError::Failed(format!("renaming to {}: {e}", dest.display())))?;
-    Ok(true)
+    Ok(loc.fetch_log_to(&fam, name, dest).await?)
 }
 
 /// Holes in the binlog archive: for each family, the first missing file after the gap-free run.

@@ -88,17 +88,7 @@ pub async fn push(loc: &Location, path: &Path) -> Result<LogPut, PgError> {
 /// reads a partial file). Returns `false` if the archive does not have it.
 pub async fn fetch(loc: &Location, name: &str, dest: &Path) -> Result<bool, PgError> {
     let kind = WalFile::parse(name)?;
-    let Some(data) = loc.get_log(kind.timeline(), name).await? else {
-        return Ok(false);
-    };
-    let tmp = dest.with_extension("btar-tmp");
-    tokio::fs::write(&tmp, &data)
-        .await
-        .map_err(|e| PgError::io("writing WAL file", tmp.display(), e))?;
-    tokio::fs::rename(&tmp, dest)
-        .await
-        .map_err(|e| PgError::io("renaming WAL file", dest.display(), e))?;
-    Ok(true)
+    Ok(loc.fetch_log_to(kind.timeline(), name, dest).await?)
 }
 
 /// `initdb`'s default `--wal-segsize`; what a location without a backup (so without a recorded

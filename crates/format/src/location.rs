@@ -502,6 +502,27 @@ impl Location {
             .map_err(|e| FormatError::Task(e.to_string()))?
     }
 
+    /// Fetches one archived log file into `dest`, written under a temporary name and renamed, so a
+    /// database replaying it never reads a partial file. `false` when the archive lacks it.
+    pub async fn fetch_log_to(
+        &self,
+        timeline: &str,
+        name: &str,
+        dest: &std::path::Path,
+    ) -> Result<bool, FormatError> {
+        let Some(data) = self.get_log(timeline, name).await? else {
+            return Ok(false);
+        };
+        let tmp = dest.with_extension("btar-tmp");
+        tokio::fs::write(&tmp, &data)
+            .await
+            .map_err(|e| FormatError::io(tmp.display().to_string(), e))?;
+        tokio::fs::rename(&tmp, dest)
+            .await
+            .map_err(|e| FormatError::io(dest.display().to_string(), e))?;
+        Ok(true)
+    }
+
     /// Every archived log object, in key order (timeline, then name).
     pub fn list_logs(&self) -> futures::stream::BoxStream<'_, Result<LogObject, FormatError>> {
         self.region
