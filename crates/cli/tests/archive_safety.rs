@@ -271,14 +271,14 @@ fn writes_to_filesystem_regions_are_fsynced_before_they_are_acknowledged() {
     // The file, its directory, and the new timeline directory above it.
     let n = fsyncs(&w, &["wal-push", "--service", SVC, seg.to_str().unwrap()]);
     assert!(n >= 2, "wal-push fsynced {n} times");
-    // A backup: every chunk and the manifest, each with its directory.
+    // A backup: every pack, its index and the manifest, each with its directory.
     let n = fsyncs(&w, &["backup", "create", SVC, "--no-copy"]);
     // Only the backup's own objects: PostgreSQL's archiver (not traced) adds WAL meanwhile.
     let objects = btar_testkit::files_under(&w.dir.path().join("store-home"))
         .into_iter()
         .filter(|p| {
             let p = p.to_string_lossy();
-            p.contains("/chunks/") || p.ends_with(".manifest")
+            p.contains("/packs/") || p.ends_with(".manifest")
         })
         .count();
     assert!(objects > 2);

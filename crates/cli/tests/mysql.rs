@@ -50,7 +50,9 @@ fn write_config(path: &Path, regions: &[RegionConfig], port: u16) {
             },
         }],
     };
-    std::fs::write(path, toml::to_string(&f).unwrap()).unwrap();
+    // 1 MiB packs: a backup of a few MB writes several, so one can be damaged or killed midway.
+    let text = toml::to_string(&f).unwrap() + "\n[storage]\npack_size_mib = 1\n";
+    std::fs::write(path, text).unwrap();
 }
 
 /// `btar --output json ARGS` through `run`, its JSON answer.
@@ -208,11 +210,11 @@ fn mariadb_backup_copies_and_restores_from_the_secondary() {
         "{listed}"
     );
 
-    // A flipped byte in one chunk of the secondary: verify reports it, and the restore refuses it
+    // A flipped byte in one pack of the secondary: verify reports it, and the restore refuses it
     // and leaves the directory empty.
     let chunks: Vec<_> = files_under(&dir.path().join("store-away"))
         .into_iter()
-        .filter(|p| p.to_string_lossy().contains("/chunks/"))
+        .filter(|p| p.to_string_lossy().ends_with(".pack"))
         .collect();
     assert!(!chunks.is_empty());
     let victim = &chunks[chunks.len() / 2];
@@ -287,14 +289,15 @@ fn a_killed_mariadb_backup_leaves_nothing_visible_and_the_next_run_completes() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let chunks = || {
+    // Complete packs (each is written before its index).
+    let packs = || {
         files_under(&dir.path().join("store-home"))
             .iter()
-            .filter(|p| p.to_string_lossy().contains("/chunks/"))
+            .filter(|p| p.to_string_lossy().ends_with(".idx"))
             .count()
     };
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
-    while chunks() < 20 {
+    while packs() < 3 {
         assert!(
             Instant::now() < deadline,
             "the backup never started streaming"

@@ -1,29 +1,34 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! `btar verify` on a real PostgreSQL backup in a filesystem region: a flipped byte in one chunk and a
-//! deleted chunk are both reported by object key, with a non-zero exit; a clean location exits 0.
+//! `btar verify` on a real PostgreSQL backup in a filesystem region: a flipped byte in one pack and a
+//! deleted pack are both reported by object key, with a non-zero exit; a clean location exits 0.
 
 mod common;
 
 use common::{Backend, SVC, World, mark};
 
-fn chunk_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    btar_testkit::files_under(root)
+fn pack_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut packs: Vec<_> = btar_testkit::files_under(root)
         .into_iter()
-        .filter(|p| p.to_string_lossy().contains("/chunks/"))
-        .collect()
+        .filter(|p| p.to_string_lossy().ends_with(".pack"))
+        .collect();
+    packs.sort();
+    packs
 }
 
 #[test]
-fn verify_reports_a_flipped_byte_and_a_deleted_chunk() {
+fn verify_reports_a_flipped_byte_and_a_deleted_pack() {
     let w = World::with_cluster(Backend::Fs);
+    w.set_storage("pack_size_mib = 1");
+    // A few MB stored: several 1 MiB packs.
+    w.pg().pgbench(&["-i", "-s", "3", "-q"]);
     mark(w.pg(), "x");
     w.backup();
     let clean = w.btar_json(&["verify", SVC, "--region", "home"]);
     assert_eq!(clean["damaged"].as_array().unwrap().len(), 0, "{clean}");
-    assert!(clean["chunks_checked"].as_u64().unwrap() > 10);
+    assert!(clean["packs_checked"].as_u64().unwrap() >= 3, "{clean}");
 
     let store = w.dir.path().join("store-home");
-    let chunks = chunk_files(&store);
+    let chunks = pack_files(&store);
     let (flipped, deleted) = (&chunks[chunks.len() / 3], &chunks[2 * chunks.len() / 3]);
     let mut bytes = std::fs::read(flipped).unwrap();
     let mid = bytes.len() / 2;

@@ -23,8 +23,11 @@ pub struct BackupTaken {
     pub region: String,
     pub backup_name: String,
     pub logical_bytes: u64,
+    /// New blocks (format v2) or chunks (v1) this backup stored.
     pub new_chunks: u64,
     pub new_stored_bytes: u64,
+    /// Objects it wrote (packs and their indexes, or v1 chunks), its manifest not counted.
+    pub new_objects: u64,
     pub seconds: f64,
     pub mb_per_s: f64,
     pub copy_job_ids: Vec<String>,
@@ -200,6 +203,7 @@ impl ControlPlane {
             logical_bytes: manifest.stats.logical_bytes,
             new_chunks: manifest.stats.new_chunks,
             new_stored_bytes: manifest.stats.new_stored_bytes,
+            new_objects: manifest.stats.new_objects,
             seconds: secs,
             mb_per_s: manifest.stats.logical_bytes as f64 / 1e6 / secs.max(1e-9),
             copy_job_ids: jobs,

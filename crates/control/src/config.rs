@@ -33,27 +33,39 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, default)]
 pub struct StorageSettings {
     pub compression_level: i32,
-    pub chunk_size_kib: usize,
-    pub max_in_flight: usize,
+    /// The unit of change detection (format v2): PostgreSQL's 8 KiB page.
+    pub block_size_kib: usize,
+    /// New blocks compressed together.
+    pub frame_size_kib: usize,
+    /// Size at which a pack is sealed and uploaded.
+    pub pack_size_mib: usize,
     pub parallel_files: usize,
+    /// Format v1 settings, accepted so existing configs still load; format v2 ignores them.
+    #[serde(default, skip_serializing)]
+    pub chunk_size_kib: Option<usize>,
+    #[serde(default, skip_serializing)]
+    pub max_in_flight: Option<usize>,
 }
 
 impl StorageSettings {
-    /// Accepted ranges. Chunks are 4 KiB (the writer's floor) to 64 MiB (the largest chunk a reader
-    /// accepts); compression levels are zstd's regular ones.
-    const RANGES: [(&'static str, i64, i64); 4] = [
+    /// Accepted ranges: blocks of 1 KiB to 1 MiB (a page of any engine), frames up to 16 MiB (the
+    /// largest a reader decompresses at once), packs up to 4 GiB; zstd's regular levels.
+    const RANGES: [(&'static str, i64, i64); 5] = [
         ("compression_level", 1, 22),
-        ("chunk_size_kib", 4, 64 * 1024),
-        ("max_in_flight", 1, 1024),
+        ("block_size_kib", 1, 1024),
+        ("frame_size_kib", 1, 16 * 1024),
+        ("pack_size_mib", 1, 4 * 1024),
         ("parallel_files", 1, 256),
     ];
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
         let values = [
             self.compression_level as i64,
-            i64::try_from(self.chunk_size_kib).unwrap_or(i64::MAX),
-            i64::try_from(self.max_in_flight).unwrap_or(i64::MAX),
-            i64::try_from(self.parallel_files).unwrap_or(i64::MAX),
+            n(self.block_size_kib),
+            n(self.frame_size_kib),
+            n(self.pack_size_mib),
+            n(self.parallel_files),
         ];
         for ((name, lo, hi), v) in Self::RANGES.iter().zip(values) {
             if !(*lo..=*hi).contains(&v) {
@@ -61,6 +73,12 @@ impl StorageSettings {
                     "[storage] {name} must be within {lo}..={hi}, not {v}"
                 )));
             }
+        }
+        if self.frame_size_kib < self.block_size_kib {
+            return Err(ConfigError::Invalid(format!(
+                "[storage] frame_size_kib ({}) must be at least block_size_kib ({})",
+                self.frame_size_kib, self.block_size_kib
+            )));
         }
         Ok(())
     }
@@ -71,9 +89,12 @@ impl Default for StorageSettings {
         let w = WriterOptions::default();
         Self {
             compression_level: 3,
-            chunk_size_kib: w.chunk_size / 1024,
-            max_in_flight: w.max_in_flight,
+            block_size_kib: w.block_size / 1024,
+            frame_size_kib: w.frame_size / 1024,
+            pack_size_mib: w.pack_size >> 20,
             parallel_files: 4,
+            chunk_size_kib: None,
+            max_in_flight: None,
         }
     }
 }
@@ -413,8 +434,9 @@ impl Config {
 
     pub fn writer_options(&self) -> WriterOptions {
         WriterOptions {
-            chunk_size: self.storage.chunk_size_kib.saturating_mul(1024),
-            max_in_flight: self.storage.max_in_flight,
+            block_size: self.storage.block_size_kib.saturating_mul(1024),
+            frame_size: self.storage.frame_size_kib.saturating_mul(1024),
+            pack_size: self.storage.pack_size_mib.saturating_mul(1 << 20),
         }
     }
 }
@@ -471,20 +493,26 @@ mod tests {
     #[test]
     fn storage_settings_out_of_range_are_refused() {
         let storage = |kv: &str| format!("allow_cross_provider = true\n\n[storage]\n{kv}\n");
-        assert!(parse(&storage("chunk_size_kib = 1024")).is_ok());
-        // 2^54 KiB: `* 1024` used to wrap to 0, which the writer clamped to its 4 KiB minimum.
-        let err = parse(&storage("chunk_size_kib = 18014398509481984"))
+        assert!(parse(&storage("pack_size_mib = 64")).is_ok());
+        // Format v1 keys still load (ignored), so an existing config keeps working.
+        assert!(parse(&storage("chunk_size_kib = 1024\nmax_in_flight = 8")).is_ok());
+        // 2^54 KiB: `* 1024` would wrap to 0.
+        let err = parse(&storage("block_size_kib = 18014398509481984"))
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("chunk_size_kib") && err.contains("4..=65536"),
+            err.contains("block_size_kib") && err.contains("1..=1024"),
             "{err}"
         );
+        let err = parse(&storage("block_size_kib = 16\nframe_size_kib = 8"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("frame_size_kib"), "{err}");
         for bad in [
-            "chunk_size_kib = 0",
+            "block_size_kib = 0",
             "compression_level = 0",
             "compression_level = 23",
-            "max_in_flight = 0",
+            "pack_size_mib = 0",
             "parallel_files = 0",
             "parallel_files = 100000",
         ] {

@@ -145,7 +145,10 @@ impl ControlPlane {
         let dst = self
             .secondary_location(&src, &job.destination_region)
             .await?;
-        let opts = CopyOptions::default();
+        let opts = CopyOptions {
+            pack_size: self.config().writer_options().pack_size,
+            ..CopyOptions::default()
+        };
         let engine = self.engine_of(&src)?;
         let seq = self.log_sequence(&src).await?;
         // A base backup restores only with the WAL from its start to its stop, which the primary

@@ -66,7 +66,7 @@ async fn backup(cp: &ControlPlane, wal: Option<(u64, u64)>) -> String {
         })
         .unwrap(),
     };
-    let mut m = writer.manifest(&name, at, vec![entry], meta);
+    let mut m = writer.finish(&name, at, vec![entry], meta).await.unwrap();
     m.completed_at = at;
     loc.commit_manifest(&m).await.unwrap();
     name

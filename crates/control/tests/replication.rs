@@ -65,7 +65,10 @@ async fn backup(cp: &ControlPlane, age: TimeDelta, size: u64, seed: u64) -> Stri
         .unwrap();
     let at = Utc::now() - age;
     let name = backup_name_at(at);
-    let mut m = writer.manifest(&name, at, vec![entry], serde_json::Value::Null);
+    let mut m = writer
+        .finish(&name, at, vec![entry], serde_json::Value::Null)
+        .await
+        .unwrap();
     m.completed_at = at;
     loc.commit_manifest(&m).await.unwrap();
     name
@@ -170,16 +173,16 @@ async fn each_location_keeps_its_own_retention_even_after_deletion() {
     }
 }
 
-/// A chunk altered in the primary fails its copy job — FAILED, final, the message naming the
+/// A pack altered in the primary fails its copy job — FAILED, final, the message naming the
 /// object — and the destination shows no copy.
 #[tokio::test]
-async fn a_tampered_source_chunk_fails_the_job_and_is_not_propagated() {
+async fn a_tampered_source_pack_fails_the_job_and_is_not_propagated() {
     let dir = tempfile::tempdir().unwrap();
     let cp = control(dir.path(), &["away"]).await;
     backup(&cp, TimeDelta::zero(), 2 << 20, 5).await;
     let chunks: Vec<_> = btar_testkit::files_under(&dir.path().join("home"))
         .into_iter()
-        .filter(|p| p.to_string_lossy().contains("/chunks/"))
+        .filter(|p| p.to_string_lossy().ends_with(".pack"))
         .collect();
     let victim = &chunks[chunks.len() / 2];
     let mut raw = std::fs::read(victim).unwrap();

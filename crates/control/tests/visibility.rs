@@ -72,7 +72,10 @@ async fn backup(cp: &ControlPlane, age: TimeDelta, seed: u64) -> String {
         backup_stop_time: at,
         tablespace_map: None,
     };
-    let mut m = writer.manifest(&name, at, vec![entry], serde_json::to_value(meta).unwrap());
+    let mut m = writer
+        .finish(&name, at, vec![entry], serde_json::to_value(meta).unwrap())
+        .await
+        .unwrap();
     m.completed_at = at;
     loc.commit_manifest(&m).await.unwrap();
     name

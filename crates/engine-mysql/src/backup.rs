@@ -193,7 +193,7 @@ pub async fn run(writer: &BackupWriter, s: &MysqlSettings) -> Result<Manifest, E
         stream_file: STREAM_FILE.into(),
     };
     let meta = serde_json::to_value(&meta).map_err(|e| EngineError::Failed(e.to_string()))?;
-    let manifest = writer.manifest(&name, started_at, vec![entry], meta);
+    let manifest = writer.finish(&name, started_at, vec![entry], meta).await?;
     loc.commit_manifest(&manifest).await?;
     tracing::info!(service = loc.service(), backup = %name, bytes = manifest.stats.logical_bytes, "mariadb backup committed");
     Ok(manifest)

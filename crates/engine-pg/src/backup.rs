@@ -259,7 +259,7 @@ pub async fn run(
         tablespace_map: stop.tablespace_map,
     };
     let meta = serde_json::to_value(&meta).map_err(|e| PgError::Recovery(e.to_string()))?;
-    let manifest = writer.manifest(&name, started_at, files, meta);
+    let manifest = writer.finish(&name, started_at, files, meta).await?;
     loc.commit_manifest(&manifest).await?;
     tracing::info!(service = loc.service(), backup = %name, bytes = manifest.stats.logical_bytes, "base backup committed");
     Ok(manifest)
@@ -294,6 +294,7 @@ async fn copy_files(
                     mode: f.mode,
                     target: f.target,
                     chunks: vec![],
+                    extents: vec![],
                 })),
             }
         })

@@ -226,6 +226,7 @@ mod tests {
             completed_at: t,
             chunk_size: 1 << 20,
             files: vec![],
+            packs: vec![],
             engine_meta: serde_json::to_value(meta).unwrap_or_default(),
             stats: Default::default(),
             origin_region: "home".into(),

@@ -1,6 +1,6 @@
 //! A large file through the format into the S3 server on loopback and back, in constant memory.
 //! Prints one JSON line: sizes, MB/s each way, peak RSS. Used for the foundation issue's figure:
-//!   cargo run --release -p btar-format --example roundtrip -- --size-mib 2048 [--chunk-kib 64]
+//!   cargo run --release -p btar-format --example roundtrip -- --size-mib 2048 [--pack-mib 16]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
@@ -21,12 +21,12 @@ fn arg(name: &str, default: u64) -> u64 {
 #[tokio::main]
 async fn main() {
     let size = arg("--size-mib", 2048) << 20;
-    let chunk = (arg("--chunk-kib", 64) << 10) as usize;
+    let pack = (arg("--pack-mib", 16) << 20) as usize;
     let s3 = S3Server::start();
     let region = Region::open(&s3.region("home", "roundtrip"), CancellationToken::new()).unwrap();
     let loc = Location::create(&region, "big", "pg", None).await.unwrap();
     let opts = WriterOptions {
-        chunk_size: chunk,
+        pack_size: pack,
         ..WriterOptions::default()
     };
     let writer = BackupWriter::new(loc.clone(), opts);
@@ -34,12 +34,15 @@ async fn main() {
     let mut src = PatternReader::new(size, 42);
     let t = Instant::now();
     let entry = writer.write_file("big.bin", 0o600, &mut src).await.unwrap();
-    let m = writer.manifest(
-        "rt",
-        chrono::Utc::now(),
-        vec![entry.clone()],
-        serde_json::Value::Null,
-    );
+    let m = writer
+        .finish(
+            "rt",
+            chrono::Utc::now(),
+            vec![entry.clone()],
+            serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
     loc.commit_manifest(&m).await.unwrap();
     let write_s = t.elapsed().as_secs_f64();
     let rss_after_write = peak_rss();
@@ -61,8 +64,9 @@ async fn main() {
         "{}",
         serde_json::json!({
             "size_mib": size >> 20,
-            "chunk_kib": chunk >> 10,
-            "chunks": entry.chunks.len(),
+            "pack_mib": pack >> 20,
+            "packs": m.packs.len(),
+            "extents": entry.extents.len(),
             "stored_mib": stored as f64 / (1 << 20) as f64,
             "write_mb_s": size as f64 / 1e6 / write_s,
             "read_mb_s": size as f64 / 1e6 / read_s,

@@ -2,11 +2,15 @@
 //!
 //! ```text
 //! btar/v1/services/<service>/service.json               descriptor: engine, wrapped chunk-id key, version
-//! btar/v1/services/<service>/chunks/<id[0..2]>/<id>     sealed, compressed chunk
+//! btar/v1/services/<service>/chunks/<id[0..2]>/<id>     sealed, compressed chunk (format v1)
+//! btar/v1/services/<service>/packs/<id[0..2]>/<id>.pack sealed frames of blocks (format v2)
+//! btar/v1/services/<service>/packs/<id[0..2]>/<id>.idx  sealed index of that pack, written after it
 //! btar/v1/services/<service>/backups/<backup>.manifest  sealed manifest, written last
 //! btar/v1/services/<service>/logs/<timeline>/<name>     sealed WAL segment / binlog file
 //! ```
-//! Chunks fan out by the first byte of their id so filesystem regions keep directories small.
+//! Chunks and packs fan out by the first byte of their id so filesystem regions keep directories
+//! small. The `v1` in the root names the layout of keys, which format v2 kept; the version of each
+//! object is inside it (envelope, manifest, descriptor).
 
 use crate::chunk::ChunkId;
 use crate::error::FormatError;
@@ -59,6 +63,35 @@ pub fn parse_chunk_key(key: &str) -> Option<ChunkId> {
     ChunkId::from_hex(name).ok()
 }
 
+pub const PACK_SUFFIX: &str = ".pack";
+pub const PACK_INDEX_SUFFIX: &str = ".idx";
+
+pub fn packs_prefix(service: &str) -> String {
+    format!("{ROOT}/{service}/packs")
+}
+
+pub fn pack(service: &str, id: &ChunkId) -> String {
+    let hex = id.to_hex();
+    format!("{ROOT}/{service}/packs/{}/{hex}{PACK_SUFFIX}", &hex[..2])
+}
+
+pub fn pack_index(service: &str, id: &ChunkId) -> String {
+    let hex = id.to_hex();
+    format!(
+        "{ROOT}/{service}/packs/{}/{hex}{PACK_INDEX_SUFFIX}",
+        &hex[..2]
+    )
+}
+
+/// The pack id named by a pack or pack-index key, if the key is one.
+pub fn parse_pack_key(key: &str) -> Option<ChunkId> {
+    let name = key.rsplit('/').next()?;
+    let hex = name
+        .strip_suffix(PACK_SUFFIX)
+        .or_else(|| name.strip_suffix(PACK_INDEX_SUFFIX))?;
+    ChunkId::from_hex(hex).ok()
+}
+
 pub fn backups_prefix(service: &str) -> String {
     format!("{ROOT}/{service}/backups")
 }
@@ -98,6 +131,11 @@ mod tests {
         let k = chunk("svc", &id);
         assert!(k.starts_with("btar/v1/services/svc/chunks/07/0707"));
         assert_eq!(parse_chunk_key(&k), Some(id));
+        let p = pack("svc", &id);
+        assert!(p.starts_with("btar/v1/services/svc/packs/07/0707") && p.ends_with(".pack"));
+        assert_eq!(parse_pack_key(&p), Some(id));
+        assert_eq!(parse_pack_key(&pack_index("svc", &id)), Some(id));
+        assert_eq!(parse_pack_key(&k), None);
         assert_eq!(
             parse_manifest_key(&manifest("svc", "b1")).as_deref(),
             Some("b1")

@@ -205,7 +205,11 @@ impl Location {
         self.level
     }
 
-    fn damaged(&self, key: String, e: OpenError) -> FormatError {
+    pub(crate) fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    pub(crate) fn damaged(&self, key: String, e: OpenError) -> FormatError {
         match e {
             OpenError::Auth => FormatError::WrongKeyOrTampered {
                 region: self.region.name().into(),

@@ -1,5 +1,9 @@
-//! Backup manifests: the list of files and the chunks they are made of, plus engine metadata
-//! (for PostgreSQL: LSNs, timeline, backup label). A manifest is sealed and written last.
+//! Backup manifests: the list of files and where their content is, plus engine metadata (for
+//! PostgreSQL: LSNs, timeline, backup label). A manifest is sealed and written last.
+//!
+//! Format v1 lists each file's chunks by id. Format v2 lists each file's blocks as [`Extent`]s: runs
+//! of consecutive block numbers inside one pack of the manifest's pack table, so an incremental that
+//! changed a few pages of a large file costs a few extents, not one id per page.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,9 +42,54 @@ pub struct FileEntry {
     /// Symlink target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// Chunks in file order; every chunk but the last is `chunk_size` bytes long.
+    /// Format v1: chunks in file order; every chunk but the last is `chunk_size` bytes long.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunks: Vec<ChunkId>,
+    /// Format v2: the file's blocks in order; every block but the last is `chunk_size` bytes long.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extents: Vec<Extent>,
+}
+
+/// `count` blocks numbered `first..first + count` in pack `pack` of the manifest's pack table.
+/// Serialized as `[pack, first, count]` to keep large manifests small.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Extent(pub u32, pub u32, pub u32);
+
+impl Extent {
+    pub fn pack(&self) -> u32 {
+        self.0
+    }
+    pub fn first(&self) -> u32 {
+        self.1
+    }
+    pub fn count(&self) -> u32 {
+        self.2
+    }
+    /// Every `(pack, block number)` of the extent.
+    pub fn blocks(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        (self.1..self.1.saturating_add(self.2)).map(|n| (self.0, n))
+    }
+}
+
+/// Builds a file's extents one block reference at a time, merging runs.
+#[derive(Debug, Default)]
+pub struct ExtentBuilder(Vec<Extent>);
+
+impl ExtentBuilder {
+    pub fn push(&mut self, pack: u32, block: u32) {
+        if let Some(last) = self.0.last_mut()
+            && last.0 == pack
+            && last.1.checked_add(last.2) == Some(block)
+        {
+            last.2 += 1;
+            return;
+        }
+        self.0.push(Extent(pack, block, 1));
+    }
+
+    pub fn finish(self) -> Vec<Extent> {
+        self.0
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -53,6 +102,9 @@ pub struct ManifestStats {
     pub new_chunks: u64,
     /// Sealed bytes this backup uploaded.
     pub new_stored_bytes: u64,
+    /// Objects this backup wrote (chunks, or packs and their indexes), its manifest not counted.
+    #[serde(default)]
+    pub new_objects: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -63,8 +115,12 @@ pub struct Manifest {
     pub engine: String,
     pub started_at: DateTime<Utc>,
     pub completed_at: DateTime<Utc>,
+    /// v1: the chunk size; v2: the block size (8 KiB for PostgreSQL pages).
     pub chunk_size: u32,
     pub files: Vec<FileEntry>,
+    /// Format v2: the packs the extents of `files` point into, by position.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packs: Vec<ChunkId>,
     /// Engine-specific facts (e.g. PostgreSQL start/stop LSN and backup label).
     #[serde(default)]
     pub engine_meta: serde_json::Value,
@@ -76,7 +132,12 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Every chunk id referenced, in file order (duplicates included).
+    /// Whether content is addressed by packs and extents (format v2) rather than chunks.
+    pub fn is_packed(&self) -> bool {
+        self.format_version >= 2
+    }
+
+    /// Every chunk id referenced (format v1), in file order (duplicates included).
     pub fn chunk_ids(&self) -> impl Iterator<Item = &ChunkId> {
         self.files.iter().flat_map(|f| f.chunks.iter())
     }

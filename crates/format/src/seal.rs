@@ -30,6 +30,10 @@ pub enum Kind {
     Manifest = 2,
     Log = 3,
     ServiceKey = 4,
+    /// Format v2: consecutive blocks compressed and sealed together inside a pack.
+    Frame = 5,
+    /// Format v2: the index of a pack (its frames and the blocks in each).
+    PackIndex = 6,
 }
 
 /// Why an envelope failed to open.

@@ -1,43 +1,51 @@
-//! The streaming backup writer: files are cut into fixed-size chunks aligned to file offsets, so a
-//! database page changed in place changes exactly one chunk and every other chunk keeps its id.
-//! Hashing, compression, sealing and upload run in parallel; a semaphore bounds the chunks in flight,
-//! so memory is `max_in_flight × chunk_size × ~2` whatever the size of the backup.
+//! The streaming backup writer (format v2). Each file is read in blocks of `block_size` (8 KiB,
+//! PostgreSQL's page) aligned to file offsets, so a page changed in place changes exactly one block.
+//! A block the location already holds — in the packs of its newest backup, or earlier in this one —
+//! is referenced where it is; new blocks are grouped per file into frames (compressed and sealed
+//! together) and frames into packs. Memory is bounded by the files in flight (one batch and one frame
+//! each), the pack being filled and the one uploading, whatever the size of the backup.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
+use tokio::sync::OnceCell;
 
 use crate::chunk::ChunkId;
 use crate::error::FormatError;
 use crate::location::Location;
-use crate::manifest::{FileEntry, FileKind, Manifest, ManifestStats};
+use crate::manifest::{ExtentBuilder, FileEntry, FileKind, Manifest, ManifestStats};
+use crate::pack::known::{IndexCache, KnownBlocks};
+use crate::pack::{PackTable, Packer};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterOptions {
-    pub chunk_size: usize,
-    pub max_in_flight: usize,
+    /// The unit of change detection: a database page.
+    pub block_size: usize,
+    /// Uncompressed bytes of new blocks compressed together as one frame.
+    pub frame_size: usize,
+    /// A pack is sealed and uploaded once it holds this many (compressed, sealed) bytes.
+    pub pack_size: usize,
 }
 
 impl WriterOptions {
-    /// 256 KiB, a multiple of PostgreSQL's 8 KiB page so in-place page writes dirty whole chunks
-    /// only. Measured by `bench/chunk-size` (README "Chunk size"): against 64 KiB, an incremental
-    /// backup after pgbench stores ~30% more bytes but needs half the objects, and a full backup a
-    /// third of them; per-object cost dominates on object stores (requests are billed and each has a
-    /// round trip), so the larger chunk is cheaper and faster overall.
-    pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
+    /// PostgreSQL's page. InnoDB's 16 KiB pages are two blocks each.
+    pub const DEFAULT_BLOCK_SIZE: usize = 8 * 1024;
+    /// 256 KiB: compresses like v1's 256 KiB chunks (bench/chunk-size) while a restore that needs one
+    /// block of a frame decompresses no more than that.
+    pub const DEFAULT_FRAME_SIZE: usize = 256 * 1024;
+    /// 16 MiB: a full backup of pgbench scale 30 (23 MB stored) is two packs; memory holds about two.
+    pub const DEFAULT_PACK_SIZE: usize = 16 << 20;
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
         Self {
-            chunk_size: Self::DEFAULT_CHUNK_SIZE,
-            max_in_flight: 32,
+            block_size: Self::DEFAULT_BLOCK_SIZE,
+            frame_size: Self::DEFAULT_FRAME_SIZE,
+            pack_size: Self::DEFAULT_PACK_SIZE,
         }
     }
 }
@@ -49,6 +57,7 @@ pub struct WriteStats {
     pub chunk_refs: AtomicU64,
     pub new_chunks: AtomicU64,
     pub new_stored_bytes: AtomicU64,
+    pub new_objects: AtomicU64,
 }
 
 impl WriteStats {
@@ -58,44 +67,50 @@ impl WriteStats {
             chunk_refs: self.chunk_refs.load(Ordering::Relaxed),
             new_chunks: self.new_chunks.load(Ordering::Relaxed),
             new_stored_bytes: self.new_stored_bytes.load(Ordering::Relaxed),
+            new_objects: self.new_objects.load(Ordering::Relaxed),
         }
     }
 }
 
-/// Chunks known present in the location during this backup; capped so memory stays bounded.
-#[derive(Debug, Default)]
-struct SeenChunks(Mutex<HashSet<ChunkId>>);
-
+/// Blocks this backup stored, for dedupe within it; capped so memory stays bounded (past the cap a
+/// repeated block is stored again, which costs bytes, never correctness).
 const SEEN_CAP: usize = 1 << 20;
+/// Bytes read and hashed per step of a file.
+const BATCH: usize = 1 << 20;
 
-impl SeenChunks {
-    /// Claims `id` for storing: `true` for the first claimer only. Claiming before the PUT (not
-    /// after) keeps two chunks in flight with equal content from both uploading it; the manifest is
-    /// committed only after every chunk task of the backup has finished, so a claimer's failure
-    /// fails the backup rather than leaving a reference dangling.
-    fn claim(&self, id: ChunkId) -> bool {
-        match self.0.lock() {
-            Ok(mut s) => {
-                if s.len() >= SEEN_CAP {
-                    s.clear();
-                }
-                s.insert(id)
-            }
-            Err(_) => true,
-        }
-    }
+#[derive(Debug, Clone, Copy)]
+enum Ref {
+    /// Table slot and block number, known now.
+    At(u32, u32),
+    /// Slot `slot` of this file's frame number `frame`, placed when that frame is appended.
+    Pending { frame: u32, slot: u32 },
 }
 
 #[derive(Debug, Clone)]
 pub struct BackupWriter {
     loc: Location,
     opts: WriterOptions,
-    permits: Arc<Semaphore>,
     stats: Arc<WriteStats>,
-    seen: Arc<SeenChunks>,
+    packer: Arc<Packer>,
+    table: Arc<Mutex<PackTable>>,
+    known: Arc<OnceCell<KnownBlocks>>,
+    indexes: IndexCache,
+    /// New blocks of this backup: id → (pack sequence number, block number).
+    seen: Arc<Mutex<HashMap<ChunkId, (u32, u32)>>>,
 }
 
-async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) fn join_err(e: tokio::task::JoinError) -> FormatError {
+    FormatError::Task(e.to_string())
+}
+
+fn poisoned<T>(_: T) -> FormatError {
+    FormatError::Task("writer state lock poisoned".into())
+}
+
+pub(crate) async fn read_full<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         let n = r.read(&mut buf[filled..]).await?;
@@ -107,21 +122,31 @@ async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::
     Ok(filled)
 }
 
-fn join_err(e: tokio::task::JoinError) -> FormatError {
-    FormatError::Task(e.to_string())
+/// One file's frame being filled.
+#[derive(Default)]
+struct FrameBuf {
+    blocks: Vec<(ChunkId, u32)>,
+    plain: Vec<u8>,
+    /// Ids already in this frame, to reference a repeated block (zero pages) once.
+    slots: HashMap<ChunkId, u32>,
 }
 
 impl BackupWriter {
     pub fn new(loc: Location, opts: WriterOptions) -> Self {
         let opts = WriterOptions {
-            chunk_size: opts.chunk_size.clamp(4096, crate::location::MAX_CHUNK),
-            max_in_flight: opts.max_in_flight.max(1),
+            block_size: opts.block_size.clamp(512, 1 << 20),
+            frame_size: opts.frame_size.clamp(opts.block_size, 16 << 20),
+            pack_size: opts.pack_size.clamp(64 * 1024, 4 << 30),
         };
+        let stats = Arc::<WriteStats>::default();
         Self {
+            packer: Arc::new(Packer::new(loc.clone(), opts.pack_size, stats.clone())),
+            indexes: IndexCache::new(loc.clone()),
             loc,
-            permits: Arc::new(Semaphore::new(opts.max_in_flight)),
             opts,
-            stats: Arc::default(),
+            stats,
+            table: Arc::default(),
+            known: Arc::default(),
             seen: Arc::default(),
         }
     }
@@ -134,52 +159,115 @@ impl BackupWriter {
         self.stats.clone()
     }
 
-    pub fn chunk_size(&self) -> usize {
-        self.opts.chunk_size
+    pub fn block_size(&self) -> usize {
+        self.opts.block_size
     }
 
-    /// Stores one chunk unless the location already has it; returns its id.
-    async fn store_chunk(self, data: Vec<u8>) -> Result<ChunkId, FormatError> {
-        let loc = self.loc.clone();
-        let (id, data) =
-            tokio::task::spawn_blocking(move || (loc.chunk_id_key().id_of(&data), data))
-                .await
-                .map_err(join_err)?;
-        self.stats.chunk_refs.fetch_add(1, Ordering::Relaxed);
-        if !self.seen.claim(id) || self.loc.has_chunk(&id).await? {
-            return Ok(id);
-        }
-        let loc = self.loc.clone();
-        let sealed = tokio::task::spawn_blocking(move || loc.seal_chunk(&id, &data))
+    /// The blocks of the location's newest backup, loaded once per backup.
+    async fn known(&self) -> Result<&KnownBlocks, FormatError> {
+        self.known
+            .get_or_try_init(|| KnownBlocks::newest(&self.loc, &self.indexes))
             .await
-            .map_err(join_err)?;
-        let len = sealed.len() as u64;
-        self.loc.put_sealed_chunk(&id, Bytes::from(sealed)).await?;
-        self.stats.new_chunks.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .new_stored_bytes
-            .fetch_add(len, Ordering::Relaxed);
-        Ok(id)
     }
 
-    /// Streams `reader` into the location and returns the file's entry. Returns once every chunk of
-    /// the file is durable.
+    /// Where block `id` already is, as a table slot and block number.
+    fn lookup(&self, known: &KnownBlocks, id: &ChunkId) -> Result<Option<(u32, u32)>, FormatError> {
+        if let Some((pack, n)) = known.get(id) {
+            return Ok(Some((
+                self.table.lock().map_err(poisoned)?.existing(pack),
+                n,
+            )));
+        }
+        let seen = self.seen.lock().map_err(poisoned)?.get(id).copied();
+        match seen {
+            Some((seq, n)) => Ok(Some((
+                self.table.lock().map_err(poisoned)?.new_pack(seq),
+                n,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Streams `reader` into the location and returns the file's entry. Its blocks are durable only
+    /// once [`BackupWriter::finish`] returns.
     pub async fn write_file<R: AsyncRead + Unpin>(
         &self,
         path: &str,
         mode: u32,
         mut reader: R,
     ) -> Result<FileEntry, FormatError> {
-        let mut pending: VecDeque<JoinHandle<Result<ChunkId, FormatError>>> = VecDeque::new();
-        let result = self.write_chunks(path, &mut reader, &mut pending).await;
-        if result.is_err() {
-            for h in &pending {
-                h.abort();
+        let known = self.known().await?;
+        let bs = self.opts.block_size;
+        let batch_len = BATCH.max(bs) / bs * bs;
+        let mut refs: Vec<Ref> = Vec::new();
+        let mut placed: Vec<(u32, u32)> = Vec::new();
+        let mut frame = FrameBuf::default();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; batch_len];
+        loop {
+            let n = read_full(&mut reader, &mut buf)
+                .await
+                .map_err(|e| FormatError::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            self.stats
+                .logical_bytes
+                .fetch_add(n as u64, Ordering::Relaxed);
+            let key = self.loc.chunk_id_key().clone();
+            let (data, ids) = tokio::task::spawn_blocking(move || {
+                let ids: Vec<ChunkId> = buf[..n].chunks(bs).map(|b| key.id_of(b)).collect();
+                (buf, ids)
+            })
+            .await
+            .map_err(join_err)?;
+            buf = data;
+            for (i, id) in ids.into_iter().enumerate() {
+                self.stats.chunk_refs.fetch_add(1, Ordering::Relaxed);
+                let block = &buf[i * bs..((i + 1) * bs).min(n)];
+                if let Some(at) = self.lookup(known, &id)? {
+                    refs.push(Ref::At(at.0, at.1));
+                    continue;
+                }
+                let frame_no = placed.len() as u32;
+                if let Some(&slot) = frame.slots.get(&id) {
+                    refs.push(Ref::Pending {
+                        frame: frame_no,
+                        slot,
+                    });
+                    continue;
+                }
+                let slot = frame.blocks.len() as u32;
+                frame.slots.insert(id, slot);
+                frame.blocks.push((id, block.len() as u32));
+                frame.plain.extend_from_slice(block);
+                refs.push(Ref::Pending {
+                    frame: frame_no,
+                    slot,
+                });
+                if frame.plain.len() >= self.opts.frame_size
+                    || frame.blocks.len() >= crate::pack::index::MAX_FRAME_BLOCKS
+                {
+                    placed.push(self.flush_frame(std::mem::take(&mut frame)).await?);
+                }
+            }
+            if n < batch_len {
+                break;
             }
         }
-        let (size, mut ids) = result?;
-        for h in pending {
-            ids.push(h.await.map_err(join_err)??);
+        if !frame.blocks.is_empty() {
+            placed.push(self.flush_frame(frame).await?);
+        }
+        let mut extents = ExtentBuilder::default();
+        for r in refs {
+            match r {
+                Ref::At(slot, n) => extents.push(slot, n),
+                Ref::Pending { frame, slot } => {
+                    let (table_slot, first) = placed[frame as usize];
+                    extents.push(table_slot, first + slot);
+                }
+            }
         }
         Ok(FileEntry {
             path: path.to_string(),
@@ -187,75 +275,70 @@ impl BackupWriter {
             size,
             mode,
             target: None,
-            chunks: ids,
+            chunks: Vec::new(),
+            extents: extents.finish(),
         })
     }
 
-    async fn write_chunks<R: AsyncRead + Unpin>(
-        &self,
-        path: &str,
-        reader: &mut R,
-        pending: &mut VecDeque<JoinHandle<Result<ChunkId, FormatError>>>,
-    ) -> Result<(u64, Vec<ChunkId>), FormatError> {
-        let mut ids = Vec::new();
-        let mut size = 0u64;
-        loop {
-            let permit = self
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|e| FormatError::Task(e.to_string()))?;
-            let mut buf = vec![0u8; self.opts.chunk_size];
-            let n = read_full(reader, &mut buf)
-                .await
-                .map_err(|e| FormatError::io(path, e))?;
-            if n == 0 {
-                break;
+    /// Seals a frame and appends it to the open pack; returns its table slot and first block.
+    async fn flush_frame(&self, frame: FrameBuf) -> Result<(u32, u32), FormatError> {
+        let loc = self.loc.clone();
+        let FrameBuf { blocks, plain, .. } = frame;
+        let (blocks, sealed) = tokio::task::spawn_blocking(move || {
+            let sealed = loc.seal_frame(&blocks, &plain);
+            (blocks, sealed)
+        })
+        .await
+        .map_err(join_err)?;
+        let ids: Vec<ChunkId> = blocks.iter().map(|(id, _)| *id).collect();
+        self.stats
+            .new_chunks
+            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        let pos = match self.packer.append(blocks, sealed).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.packer.abort();
+                return Err(e);
             }
-            buf.truncate(n);
-            size += n as u64;
-            self.stats
-                .logical_bytes
-                .fetch_add(n as u64, Ordering::Relaxed);
-            let me = self.clone();
-            pending.push_back(tokio::spawn(async move {
-                let _permit = permit;
-                me.store_chunk(buf).await
-            }));
-            while pending.front().is_some_and(|h| h.is_finished()) {
-                if let Some(h) = pending.pop_front() {
-                    ids.push(h.await.map_err(join_err)??);
-                }
+        };
+        {
+            let mut seen = self.seen.lock().map_err(poisoned)?;
+            if seen.len() + ids.len() > SEEN_CAP {
+                seen.clear();
             }
-            if n < self.opts.chunk_size {
-                break;
+            for (i, id) in ids.into_iter().enumerate() {
+                seen.insert(id, (pos.pack, pos.first + i as u32));
             }
         }
-        Ok((size, ids))
+        let slot = self.table.lock().map_err(poisoned)?.new_pack(pos.pack);
+        Ok((slot, pos.first))
     }
 
-    /// Builds the manifest of a backup from its file entries and this writer's counters.
-    pub fn manifest(
+    /// Seals and uploads the last pack, waits until every pack is durable, and returns the
+    /// manifest of the backup (not yet committed: the caller commits it, last).
+    pub async fn finish(
         &self,
         backup_name: &str,
         started_at: DateTime<Utc>,
         files: Vec<FileEntry>,
         engine_meta: serde_json::Value,
-    ) -> Manifest {
-        Manifest {
+    ) -> Result<Manifest, FormatError> {
+        let sealed = self.packer.finish().await?;
+        let packs = self.table.lock().map_err(poisoned)?.resolve(&sealed)?;
+        Ok(Manifest {
             format_version: crate::FORMAT_VERSION,
             service: self.loc.service().to_string(),
             backup_name: backup_name.to_string(),
             engine: self.loc.descriptor().engine.clone(),
             started_at,
             completed_at: Utc::now(),
-            chunk_size: self.opts.chunk_size as u32,
+            chunk_size: self.opts.block_size as u32,
             files,
+            packs,
             engine_meta,
             stats: self.stats.snapshot(),
             origin_region: self.loc.region().name().to_string(),
             copied_from: None,
-        }
+        })
     }
 }

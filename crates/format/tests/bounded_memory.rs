@@ -16,12 +16,15 @@ async fn a_file_larger_than_the_memory_limit_round_trips_in_bounded_memory() {
     let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
     let mut src = PatternReader::new(SIZE, 7);
     let entry = writer.write_file("big", 0o600, &mut src).await.unwrap();
-    let m = writer.manifest(
-        "b",
-        chrono::Utc::now(),
-        vec![entry.clone()],
-        serde_json::Value::Null,
-    );
+    let m = writer
+        .finish(
+            "b",
+            chrono::Utc::now(),
+            vec![entry.clone()],
+            serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
     loc.commit_manifest(&m).await.unwrap();
     let mut sink = HashWriter::default();
     FileReader::new(loc, 16)

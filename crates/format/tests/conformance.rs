@@ -17,10 +17,12 @@ fn open(cfg: &RegionConfig) -> Region {
     Region::open(cfg, CancellationToken::new()).expect("open region")
 }
 
+/// Small frames and packs, so a few hundred KiB already make several of each.
 fn opts() -> WriterOptions {
     WriterOptions {
-        chunk_size: 64 * 1024,
-        max_in_flight: 8,
+        block_size: 8 * 1024,
+        frame_size: 64 * 1024,
+        pack_size: 128 * 1024,
     }
 }
 
@@ -55,7 +57,7 @@ async fn suite(cfg: RegionConfig) {
     let region = open(&cfg);
     raw_object_ops(&region).await;
     round_trips_and_commit_last(&region).await;
-    resumed_upload_skips_durable_chunks(&region).await;
+    incremental_stores_only_changed_blocks(&region).await;
     tamper_and_loss_are_detected(&region).await;
     wrong_and_missing_keys(&cfg).await;
     logs_refuse_overwrite(&region).await;
@@ -114,12 +116,15 @@ async fn round_trips_and_commit_last(r: &Region) {
         loc.list_backups().await.unwrap().is_empty(),
         "backup visible before commit"
     );
-    let m = w.manifest(
-        &name,
-        chrono::Utc::now(),
-        files,
-        serde_json::json!({"k": 1}),
-    );
+    let m = w
+        .finish(
+            &name,
+            chrono::Utc::now(),
+            files,
+            serde_json::json!({"k": 1}),
+        )
+        .await
+        .unwrap();
     loc.commit_manifest(&m).await.unwrap();
     assert_eq!(loc.list_backups().await.unwrap(), vec![name.clone()]);
     let m2 = loc.read_manifest(&name).await.unwrap();
@@ -161,87 +166,123 @@ async fn round_trips_and_commit_last(r: &Region) {
     loc.delete_manifest(&name).await.unwrap();
 }
 
-async fn resumed_upload_skips_durable_chunks(r: &Region) {
-    let loc = Location::create(r, "resume", "pg", None).await.unwrap();
-    let d = data(40 * 64 * 1024, 99);
-    // First attempt "crashes" after its chunks are durable but before the manifest.
-    let w1 = BackupWriter::new(loc.clone(), opts());
-    w1.write_file("big", 0o600, &d[..d.len() / 2])
+async fn commit(
+    loc: &Location,
+    w: &BackupWriter,
+    name: &str,
+    files: Vec<btar_format::FileEntry>,
+) -> btar_format::Manifest {
+    let m = w
+        .finish(name, chrono::Utc::now(), files, serde_json::Value::Null)
         .await
         .unwrap();
-    assert!(loc.list_backups().await.unwrap().is_empty());
-    let first = w1.stats().snapshot().new_chunks;
-    assert_eq!(first, 20);
-    // The retry finds what is already there and uploads only the rest.
-    let w2 = BackupWriter::new(loc.clone(), opts());
-    let f = w2.write_file("big", 0o600, d.as_slice()).await.unwrap();
-    let s = w2.stats().snapshot();
-    assert_eq!(s.chunk_refs, 40);
-    assert_eq!(s.new_chunks, 20, "resumed upload re-sent durable chunks");
-    let m = w2.manifest(
-        "resumed",
-        chrono::Utc::now(),
-        vec![f],
-        serde_json::Value::Null,
-    );
     loc.commit_manifest(&m).await.unwrap();
-    assert_eq!(read_back(&loc, &m, "big").await, d);
+    m
+}
+
+async fn incremental_stores_only_changed_blocks(r: &Region) {
+    let loc = Location::create(r, "incr", "pg", None).await.unwrap();
+    let bs = 8 * 1024;
+    let d1 = data(160 * bs, 99);
+    let w1 = BackupWriter::new(loc.clone(), opts());
+    let f = w1.write_file("rel", 0o600, d1.as_slice()).await.unwrap();
+    let m1 = commit(&loc, &w1, "b1", vec![f]).await;
+    assert_eq!(m1.stats.chunk_refs, 160);
+    assert!(m1.packs.len() > 1, "{} packs", m1.packs.len());
+    assert_eq!(m1.stats.new_objects, 2 * m1.packs.len() as u64);
+
+    // Three pages changed in place, one appended: the next backup stores those four blocks only,
+    // and its manifest still describes the whole file in a handful of extents.
+    let mut d2 = d1.clone();
+    for page in [3usize, 77, 150] {
+        d2[page * bs + 100] ^= 0xff;
+    }
+    d2.extend_from_slice(&data(bs, 1234));
+    let w2 = BackupWriter::new(loc.clone(), opts());
+    let f = w2.write_file("rel", 0o600, d2.as_slice()).await.unwrap();
+    assert!(
+        f.extents.len() <= 2 * 4 + m1.packs.len() * 2,
+        "{:?}",
+        f.extents
+    );
+    let m2 = commit(&loc, &w2, "b2", vec![f]).await;
+    assert_eq!(m2.stats.new_chunks, 4, "{:?}", m2.stats);
+    assert_eq!(m2.stats.new_objects, 2, "one new pack and its index");
+    assert_eq!(read_back(&loc, &m2, "rel").await, d2);
+    assert_eq!(read_back(&loc, &m1, "rel").await, d1);
+
+    // A backup that died before its manifest leaves nothing visible, and the next one is whole.
+    let w3 = BackupWriter::new(loc.clone(), opts());
+    w3.write_file("rel", 0o600, data(40 * bs, 5).as_slice())
+        .await
+        .unwrap();
+    drop(w3);
+    assert_eq!(loc.list_backups().await.unwrap(), vec!["b1", "b2"]);
+    let d4 = data(40 * bs, 5);
+    let w4 = BackupWriter::new(loc.clone(), opts());
+    let f = w4.write_file("rel", 0o600, d4.as_slice()).await.unwrap();
+    let m4 = commit(&loc, &w4, "b4", vec![f]).await;
+    // The dead writer's full packs are reused; only what it still held in memory is stored again.
+    assert!(m4.stats.new_chunks < 20, "{:?}", m4.stats);
+    assert_eq!(read_back(&loc, &m4, "rel").await, d4);
+    assert!(verify(&loc, None, 4).await.unwrap().is_clean());
 }
 
 async fn tamper_and_loss_are_detected(r: &Region) {
     let loc = Location::create(r, "tamper", "pg", None).await.unwrap();
     let w = BackupWriter::new(loc.clone(), opts());
     let f = w
-        .write_file("x", 0o600, data(4 * 64 * 1024, 5).as_slice())
+        .write_file("x", 0o600, data(120 * 8 * 1024, 5).as_slice())
         .await
         .unwrap();
-    let m = w.manifest(
-        "b1",
-        chrono::Utc::now(),
-        vec![f.clone()],
-        serde_json::Value::Null,
-    );
-    loc.commit_manifest(&m).await.unwrap();
+    let m = commit(&loc, &w, "b1", vec![f.clone()]).await;
+    assert!(m.packs.len() >= 3, "{} packs", m.packs.len());
     assert!(verify(&loc, None, 4).await.unwrap().is_clean());
 
-    // Flip one byte of a stored chunk.
-    let victim = loc.chunk_key(&f.chunks[1]);
+    // Flip one byte of a stored pack: the frame holding it no longer opens.
+    let victim = loc.pack_key(&m.packs[1]);
     let mut bytes = r.get(&victim).await.unwrap().to_vec();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     r.put(&victim, Bytes::from(bytes)).await.unwrap();
-    let e = loc.get_chunk(&f.chunks[1]).await.unwrap_err();
-    assert!(matches!(e, FormatError::WrongKeyOrTampered { .. }), "{e}");
-    assert!(e.to_string().contains(&victim), "{e}");
     let mut out = Vec::new();
+    let e = FileReader::new(loc.clone(), 2)
+        .write_to(&m, &f, &mut out, &|_| {})
+        .await
+        .unwrap_err();
     assert!(
-        FileReader::new(loc.clone(), 2)
-            .write_to(&m, &f, &mut out, &|_| {})
-            .await
-            .is_err()
+        matches!(e, FormatError::WrongKeyOrTampered { .. }) && e.to_string().contains(&victim),
+        "{e}"
     );
 
-    // A chunk stored under another chunk's name is caught too.
-    let other = r.get(&loc.chunk_key(&f.chunks[2])).await.unwrap();
-    r.put(&loc.chunk_key(&f.chunks[3]), other).await.unwrap();
+    // A pack stored under another pack's name is caught by its index.
+    let other = r.get(&loc.pack_index_key(&m.packs[0])).await.unwrap();
+    r.put(&loc.pack_index_key(&m.packs[2]), other)
+        .await
+        .unwrap();
+    let e = loc.get_pack_index(&m.packs[2]).await.unwrap_err();
+    assert!(
+        e.to_string().contains(&loc.pack_index_key(&m.packs[2])),
+        "{e}"
+    );
 
-    // And a deleted chunk is reported missing, naming the backup.
-    r.delete(&loc.chunk_key(&f.chunks[0])).await.unwrap();
+    // And a deleted pack is reported missing, naming the backup.
+    r.delete(&loc.pack_key(&m.packs[0])).await.unwrap();
 
     let rep = verify(&loc, None, 4).await.unwrap();
     assert!(!rep.is_clean());
     let damaged: Vec<&str> = rep.damaged.iter().map(|p| p.key.as_str()).collect();
     assert!(damaged.contains(&victim.as_str()), "{damaged:?}");
     assert!(
-        damaged.contains(&loc.chunk_key(&f.chunks[3]).as_str()),
+        damaged.contains(&loc.pack_key(&m.packs[2]).as_str()),
         "{damaged:?}"
     );
-    assert_eq!(rep.missing.len(), 1);
-    assert_eq!(rep.missing[0].key, loc.chunk_key(&f.chunks[0]));
+    assert_eq!(rep.missing.len(), 1, "{:?}", rep.missing);
+    assert_eq!(rep.missing[0].key, loc.pack_key(&m.packs[0]));
     assert!(rep.missing[0].reason.contains("b1"));
     // One-backup verification finds the same.
     let rep1 = verify(&loc, Some("b1"), 4).await.unwrap();
-    assert_eq!(rep1.damaged.len(), 2);
+    assert_eq!(rep1.damaged.len(), 2, "{:?}", rep1.damaged);
     assert_eq!(rep1.missing.len(), 1);
 
     // A tampered manifest is damage, not a crash.

@@ -278,6 +278,19 @@ impl Region {
         .await
     }
 
+    /// Bytes `range` of an object (a ranged GET): restores read packs piece by piece.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, RegionError> {
+        let path = self.path(key)?;
+        self.run("get_range", key, || {
+            self.store.get_range(&path, range.start..range.end)
+        })
+        .await
+    }
+
     /// Metadata of an object, or `None` if it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, RegionError> {
         let path = self.path(key)?;

@@ -83,6 +83,9 @@ pub async fn copy_backup(
     let started = Instant::now();
     check_pair(src, dst)?;
     let manifest = src.read_manifest(backup).await?;
+    if manifest.is_packed() {
+        return crate::packed_copy::copy(src, dst, manifest, opts, progress, started).await;
+    }
     let mut plain_len: HashMap<ChunkId, u64> = HashMap::new();
     for f in &manifest.files {
         for (i, id) in f.chunks.iter().enumerate() {

@@ -13,6 +13,7 @@ mod backup_copy;
 mod destination;
 mod error;
 mod log_copy;
+mod packed_copy;
 mod progress;
 
 pub use backup_copy::copy_backup;

@@ -11,6 +11,8 @@ pub struct CopyOptions {
     pub parallelism: usize,
     /// Log files in flight at once; kept lower than `parallelism` because a WAL segment is 16 MiB or more.
     pub log_parallelism: usize,
+    /// Format v2: size at which a destination pack is sealed and uploaded.
+    pub pack_size: usize,
 }
 
 impl Default for CopyOptions {
@@ -18,6 +20,7 @@ impl Default for CopyOptions {
         Self {
             parallelism: 16,
             log_parallelism: 4,
+            pack_size: btar_format::WriterOptions::DEFAULT_PACK_SIZE,
         }
     }
 }

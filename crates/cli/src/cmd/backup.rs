@@ -46,13 +46,14 @@ async fn create(ctx: &Ctx, service: &str, no_copy: bool) -> anyhow::Result<ExitC
     };
     ctx.out.emit(&json, || {
         let mut s = format!(
-            "backup {} of {} committed in region {}: {} read, {} new ({} chunks) in {:.1}s ({:.0} MB/s)",
+            "backup {} of {} committed in region {}: {} read, {} new ({} blocks in {} objects) in {:.1}s ({:.0} MB/s)",
             taken.backup_name,
             service,
             taken.region,
             human_bytes(taken.logical_bytes),
             human_bytes(taken.new_stored_bytes),
             taken.new_chunks,
+            taken.new_objects,
             taken.seconds,
             taken.mb_per_s
         );

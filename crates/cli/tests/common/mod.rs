@@ -93,6 +93,14 @@ impl World {
         self.pg.as_ref().expect("world has a cluster")
     }
 
+    /// Adds a `[storage]` setting to the config, e.g. `pack_size_mib = 1` so that a small backup
+    /// writes several packs (one to damage, one to kill a copy between).
+    pub fn set_storage(&self, setting: &str) {
+        let mut text = std::fs::read_to_string(&self.config).expect("read config");
+        text.push_str(&format!("\n[storage]\n{setting}\n"));
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
     /// Rewrites the config so the service points at `conninfo`.
     pub fn write_config(&self, conninfo: &str) {
         write_config_file(&self.config, &self.regions, conninfo);

@@ -134,7 +134,8 @@ fn listed(
                         started_at: p.started_at,
                     })
                 }),
-                chunks: m.chunk_ids().copied().collect(),
+                // Format v1 chunks and v2 packs: both content objects, collected by the same rule.
+                chunks: m.chunk_ids().chain(m.packs.iter()).copied().collect(),
                 completed_at: m.completed_at,
                 name: m.backup_name,
             }),
@@ -155,18 +156,28 @@ async fn list_logs(loc: &Location, seq: &dyn LogSequence) -> Result<Vec<LogFact>
         .await?)
 }
 
-/// Objects under `chunks/` that are not chunk keys are no chunks, and never deleted.
+/// Content objects: v1 chunks, and v2 packs with their indexes (a pack and its index share the
+/// pack's id, so they go together). Objects under those prefixes that are neither are never deleted.
 async fn list_chunks(loc: &Location) -> Result<Vec<ChunkFact>> {
-    let chunks_prefix = layout::chunks_prefix(loc.service());
-    let mut listing = loc.region().list(&chunks_prefix);
     let mut out = Vec::new();
-    while let Some(o) = listing.try_next().await? {
-        if let Some(id) = layout::parse_chunk_key(&o.key) {
-            out.push(ChunkFact {
-                key: o.key,
-                id,
-                last_modified: o.last_modified,
-            });
+    type ParseKey = fn(&str) -> Option<btar_format::ChunkId>;
+    let prefixes: [(String, ParseKey); 2] = [
+        (
+            layout::chunks_prefix(loc.service()),
+            layout::parse_chunk_key,
+        ),
+        (layout::packs_prefix(loc.service()), layout::parse_pack_key),
+    ];
+    for (prefix, parse) in prefixes {
+        let mut listing = loc.region().list(&prefix);
+        while let Some(o) = listing.try_next().await? {
+            if let Some(id) = parse(&o.key) {
+                out.push(ChunkFact {
+                    key: o.key,
+                    id,
+                    last_modified: o.last_modified,
+                });
+            }
         }
     }
     Ok(out)

@@ -8,7 +8,8 @@ use std::fmt;
 use btar_format::ChunkId;
 use chrono::{DateTime, TimeDelta, Utc};
 
-/// Unreferenced chunks younger than this are kept (an uncommitted backup may be using them).
+/// Unreferenced chunks (v1) and packs (v2) younger than this are kept (an uncommitted backup may
+/// be using them).
 pub const CHUNK_GRACE: TimeDelta = TimeDelta::hours(48);
 
 /// The retention of one location.
@@ -44,7 +45,7 @@ pub struct BackupFacts {
     /// Where its restore starts in the log sequence; `None` when unknown, and then no log before it
     /// is deleted.
     pub first_log: Option<FirstLog>,
-    /// Chunks its manifest names (duplicates allowed).
+    /// Content objects its manifest names: v1 chunks and v2 packs (duplicates allowed).
     pub chunks: Vec<ChunkId>,
 }
 
@@ -66,7 +67,7 @@ pub struct LogFact {
     pub last_modified: DateTime<Utc>,
 }
 
-/// One chunk object as listed.
+/// One content object as listed: a v1 chunk, or a v2 pack or pack index (by the pack's id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkFact {
     pub key: String,

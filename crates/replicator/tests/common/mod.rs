@@ -1,6 +1,7 @@
 //! Shared helpers of the replicator tests (included with `mod common;`).
 #![allow(dead_code)]
 
+use btar_format::v1_writer::{V1Writer, V1WriterOptions};
 use btar_format::{BackupWriter, FileReader, Location, Manifest, WriterOptions};
 use btar_region::{CancellationToken, Region, RegionConfig};
 
@@ -37,10 +38,11 @@ pub fn files(seed: u64) -> Vec<(String, Vec<u8>)> {
     .collect()
 }
 
+/// A format v1 backup (one object per chunk): the copies of v1 locations btar must keep making.
 pub async fn write_backup(loc: &Location, name: &str, files: &[(String, Vec<u8>)]) -> Manifest {
-    let w = BackupWriter::new(
+    let w = V1Writer::new(
         loc.clone(),
-        WriterOptions {
+        V1WriterOptions {
             chunk_size: CHUNK,
             max_in_flight: 8,
         },
@@ -50,6 +52,34 @@ pub async fn write_backup(loc: &Location, name: &str, files: &[(String, Vec<u8>)
         entries.push(w.write_file(path, 0o600, d.as_slice()).await.unwrap());
     }
     let m = w.manifest(name, chrono::Utc::now(), entries, serde_json::json!({}));
+    loc.commit_manifest(&m).await.unwrap();
+    m
+}
+
+/// Packs of 1 MiB: the ~5 MiB of [`files`] make several.
+pub const PACK: usize = 1 << 20;
+
+/// A format v2 backup (blocks in packs), with small packs so a few MiB make several.
+pub async fn write_packed_backup(
+    loc: &Location,
+    name: &str,
+    files: &[(String, Vec<u8>)],
+) -> Manifest {
+    let w = BackupWriter::new(
+        loc.clone(),
+        WriterOptions {
+            pack_size: PACK,
+            ..WriterOptions::default()
+        },
+    );
+    let mut entries = Vec::new();
+    for (path, d) in files {
+        entries.push(w.write_file(path, 0o600, d.as_slice()).await.unwrap());
+    }
+    let m = w
+        .finish(name, chrono::Utc::now(), entries, serde_json::json!({}))
+        .await
+        .unwrap();
     loc.commit_manifest(&m).await.unwrap();
     m
 }

@@ -10,6 +10,10 @@ use crate::chunk::ChunkId;
 use crate::error::FormatError;
 use crate::layout;
 use crate::location::Location;
+use crate::manifest::Manifest;
+use crate::pack::PackId;
+
+mod packs;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
@@ -23,6 +27,8 @@ pub struct VerifyReport {
     pub service: String,
     pub backups_checked: u64,
     pub chunks_checked: u64,
+    /// Format v2 packs read (index and every frame).
+    pub packs_checked: u64,
     pub logs_checked: u64,
     pub bytes_checked: u64,
     pub damaged: Vec<Problem>,
@@ -54,12 +60,20 @@ pub async fn verify(
     };
     // Which backup first references each chunk, to name it in "missing" reports.
     let mut referenced: HashMap<ChunkId, String> = HashMap::new();
+    let mut packs_referenced: HashMap<PackId, String> = HashMap::new();
+    let mut packed: Vec<Manifest> = Vec::new();
     for b in &backups {
         match loc.read_manifest(b).await {
             Ok(m) => {
                 report.backups_checked += 1;
                 for id in m.chunk_ids() {
                     referenced.entry(*id).or_insert_with(|| b.clone());
+                }
+                for id in &m.packs {
+                    packs_referenced.entry(*id).or_insert_with(|| b.clone());
+                }
+                if m.is_packed() {
+                    packed.push(m);
                 }
             }
             Err(FormatError::Region(e)) => return Err(FormatError::Region(e)),
@@ -133,6 +147,16 @@ pub async fn verify(
         .collect();
     missing.sort_by(|a, b| a.key.cmp(&b.key));
     report.missing = missing;
+
+    packs::check(
+        loc,
+        backup.is_some(),
+        packs_referenced,
+        &packed,
+        parallel,
+        &mut report,
+    )
+    .await?;
 
     if backup.is_none() {
         let logs: Vec<_> = loc.list_logs().try_collect().await?;
