@@ -56,6 +56,9 @@ enum Command {
     WalPush(cmd::wal::PushArgs),
     /// Fetch one WAL file (for restore_command = 'btar wal-fetch %f %p'). Exit 1: not archived.
     WalFetch(cmd::wal::FetchArgs),
+    /// Fetch the log files after one into wal-fetch's spool (started by wal-fetch itself).
+    #[command(hide = true)]
+    WalPrefetch(cmd::wal::PrefetchArgs),
     /// Read every object of a location (or one backup) and report damage; non-zero exit if any.
     Verify(cmd::verify::VerifyArgs),
     /// Run the control plane: REST API, console, metrics, copy workers, log shipping, scheduler.
@@ -218,6 +221,7 @@ fn main() -> ExitCode {
                     Command::Restore(a) => a.run(&ctx).await,
                     Command::WalPush(a) => a.run(&ctx).await,
                     Command::WalFetch(a) => a.run(&ctx).await,
+                    Command::WalPrefetch(a) => a.run(&ctx).await,
                     Command::Verify(a) => a.run(&ctx).await,
                     Command::Server(a) => a.run(&ctx).await,
                     Command::Service(c) => c.run(&ctx).await,

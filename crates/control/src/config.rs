@@ -99,6 +99,50 @@ impl Default for StorageSettings {
     }
 }
 
+/// `wal-fetch` (a database's restore command, one process per log file): what it keeps between
+/// its runs so that a recovery is not bound by a store round trip per file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalFetchSettings {
+    /// Log files fetched ahead of the one asked for, by a background `wal-fetch`; 0 turns the
+    /// spool off (each request then goes to the store).
+    pub prefetch: usize,
+    /// Requests the prefetcher has in flight at once.
+    pub parallel: usize,
+    /// Bound of the spool, per region and service.
+    pub spool_max_mib: u64,
+    /// Keep the location's descriptor locally, so a request needs no store round trip for it.
+    pub cache_descriptor: bool,
+    /// Where the spool and the descriptor cache live: default `btar-spool` beside the config file.
+    /// It must be writable by the user the database runs restore commands as; if it is not,
+    /// `wal-fetch` warns and fetches from the store.
+    pub spool_dir: Option<PathBuf>,
+}
+
+impl Default for WalFetchSettings {
+    fn default() -> Self {
+        Self {
+            prefetch: 8,
+            parallel: 4,
+            spool_max_mib: 1024,
+            cache_descriptor: true,
+            spool_dir: None,
+        }
+    }
+}
+
+impl WalFetchSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.prefetch > 256 || !(1..=32).contains(&self.parallel) || self.spool_max_mib == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "[wal_fetch] prefetch must be within 0..=256 (is {}), parallel within 1..=32 (is {}), spool_max_mib at least 1",
+                self.prefetch, self.parallel
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Unknown keys are refused in [`Config::validate`] (serde cannot deny them beside a flattened map).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceConfig {
@@ -213,6 +257,8 @@ pub struct Config {
     pub catalog: CatalogSettings,
     #[serde(default)]
     pub server: ServerSettings,
+    #[serde(default)]
+    pub wal_fetch: WalFetchSettings,
     #[serde(default, rename = "plan")]
     pub plans: Vec<PlanConfig>,
     #[serde(default, rename = "region")]
@@ -245,6 +291,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.storage.validate()?;
+        self.wal_fetch.validate()?;
         if self.server.max_connections == 0 || self.server.idle_timeout_seconds == 0 {
             return Err(ConfigError::Invalid(
                 "[server] max_connections and idle_timeout_seconds must be at least 1".into(),
@@ -430,6 +477,15 @@ impl Config {
             format!("{query}&mode=rwc")
         };
         format!("sqlite://{}?{query}", path.display())
+    }
+
+    /// The directory holding `wal-fetch`'s spools and descriptor caches.
+    pub fn spool_root(&self) -> PathBuf {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        match &self.wal_fetch.spool_dir {
+            Some(d) => dir.join(d), // an absolute path replaces `dir`
+            None => dir.join("btar-spool"),
+        }
     }
 
     pub fn writer_options(&self) -> WriterOptions {

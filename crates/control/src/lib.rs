@@ -30,7 +30,7 @@ use btar_format::Location;
 use btar_region::CancellationToken;
 
 pub use backups::{BackupEntry, BackupState, BackupTaken, BackupsView, LocationStatus, PitrRange};
-pub use config::{Config, ConfigError, PlanConfig, ServiceConfig};
+pub use config::{Config, ConfigError, PlanConfig, ServiceConfig, WalFetchSettings};
 pub use copy_worker::CopyRun;
 pub use error::{ControlError, Result};
 pub use fork::{ForkRequest, Forked};

@@ -98,6 +98,16 @@ impl Engine for MysqlEngine {
         binlog::fetch(loc, name, dest).await
     }
 
+    fn log_dir(&self, name: &str) -> Option<String> {
+        binlog::family(name).ok()
+    }
+
+    fn fetch_sequence(&self, name: &str, _len: u64) -> Option<Arc<dyn LogSequence>> {
+        NumberedFiles
+            .position(name)
+            .map(|_| Arc::new(NumberedFiles) as Arc<dyn LogSequence>)
+    }
+
     fn log_sequence(&self, _newest: Option<&Manifest>) -> Arc<dyn LogSequence> {
         Arc::new(NumberedFiles)
     }

@@ -173,6 +173,18 @@ impl Engine for PgEngine {
         Ok(wal::fetch(loc, name, dest).await?)
     }
 
+    fn log_dir(&self, name: &str) -> Option<String> {
+        wal::WalFile::parse(name)
+            .ok()
+            .map(|k| k.timeline().to_string())
+    }
+
+    fn fetch_sequence(&self, name: &str, len: u64) -> Option<Arc<dyn LogSequence>> {
+        matches!(wal::WalFile::parse(name), Ok(wal::WalFile::Segment { .. })).then(|| {
+            Arc::new(WalSequence::new(wal::segment_size_of_len(len))) as Arc<dyn LogSequence>
+        })
+    }
+
     fn log_sequence(&self, newest: Option<&Manifest>) -> Arc<dyn LogSequence> {
         let size = newest
             .and_then(PgMeta::of)
@@ -273,5 +285,31 @@ mod tests {
         assert_eq!(a.map(|a| a + 1), b);
         m.engine_meta = serde_json::Value::Null;
         assert!(PgEngine.backup_point(&m).is_none());
+    }
+
+    #[test]
+    fn only_segments_are_fetched_ahead() {
+        let seg = "000000010000000000000010";
+        let seq = PgEngine.fetch_sequence(seg, 16 << 20).expect("a segment");
+        assert_eq!(
+            btar_engine::spool::next_names(&*seq, seg, 2),
+            ["000000010000000000000011", "000000010000000000000012"]
+        );
+        for other in [
+            "00000002.history",
+            "000000010000000000000010.partial",
+            "000000010000000000000010.00000028.backup",
+            "RECOVERYHISTORY",
+        ] {
+            assert!(
+                PgEngine.fetch_sequence(other, 16 << 20).is_none(),
+                "{other}"
+            );
+        }
+        assert_eq!(
+            PgEngine.log_dir("00000002.history").as_deref(),
+            Some("00000002")
+        );
+        assert_eq!(PgEngine.log_dir("../x"), None);
     }
 }

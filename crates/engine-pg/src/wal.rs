@@ -95,6 +95,17 @@ pub async fn fetch(loc: &Location, name: &str, dest: &Path) -> Result<bool, PgEr
 /// segment size) is numbered by.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
 
+/// The segment size a fetched segment of `len` bytes shows: PostgreSQL's sizes are powers of two
+/// from 1 MiB to 1 GiB; anything else (a damaged file) is numbered by the default rather than
+/// guessed from.
+pub fn segment_size_of_len(len: u64) -> u64 {
+    if len.is_power_of_two() && ((1 << 20)..=(1 << 30)).contains(&len) {
+        len
+    } else {
+        DEFAULT_SEGMENT_SIZE
+    }
+}
+
 /// Segments per log id: PostgreSQL names a segment (log id, segment) with the segment part wrapping
 /// at 4 GiB / segment size, so with 16 MiB segments `…000000FF` is followed by `…0000000100000000`,
 /// and with 64 MiB ones `…0000003F` is.
@@ -223,6 +234,29 @@ mod tests {
             s.name_of("000000010000000000000003", 4),
             "000000010000000100000000"
         );
+    }
+
+    #[test]
+    fn names_to_prefetch_cross_log_ids_by_the_segment_size() {
+        use btar_engine::spool::next_names;
+        let s16 = WalSequence::new(segment_size_of_len(16 << 20));
+        assert_eq!(
+            next_names(&s16, "0000000200000003000000FE", 3),
+            [
+                "0000000200000003000000FF",
+                "000000020000000400000000",
+                "000000020000000400000001"
+            ]
+        );
+        let s64 = WalSequence::new(segment_size_of_len(64 << 20));
+        assert_eq!(
+            next_names(&s64, "00000001000000000000003F", 1),
+            ["000000010000000100000000"]
+        );
+        // A length no segment has: numbered by the default, not by the damaged file.
+        assert_eq!(segment_size_of_len(12345), DEFAULT_SEGMENT_SIZE);
+        assert_eq!(segment_size_of_len(1 << 30), 1 << 30);
+        assert_eq!(segment_size_of_len(2 << 30), DEFAULT_SEGMENT_SIZE);
     }
 
     #[test]

@@ -93,6 +93,19 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     async fn fetch_log(&self, loc: &Location, name: &str, dest: &Path)
     -> Result<bool, EngineError>;
 
+    /// The log directory (`logs/<dir>/`) an archived log file `name` lives in; `None` for a name
+    /// this engine does not archive. Lets a caller holding a file's sealed bytes open them.
+    fn log_dir(&self, _name: &str) -> Option<String> {
+        None
+    }
+
+    /// The numbering a restore asks for log files in after `name`, judged from that file's length
+    /// (`len` bytes, which for PostgreSQL is the cluster's segment size); `None` for files outside
+    /// a sequence (history, backup-label and partial files), which are never fetched ahead.
+    fn fetch_sequence(&self, _name: &str, _len: u64) -> Option<Arc<dyn LogSequence>> {
+        None
+    }
+
     /// The numbering of this engine's log files; `newest` (the location's newest backup) carries
     /// what the numbering depends on, such as PostgreSQL's segment size.
     fn log_sequence(&self, newest: Option<&Manifest>) -> Arc<dyn LogSequence>;

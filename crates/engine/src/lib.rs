@@ -17,6 +17,7 @@ mod progress;
 mod registry;
 mod restore;
 mod settings;
+pub mod spool;
 
 pub use engine::{BackupOptions, BackupPoint, Engine, PushedLog};
 pub use error::EngineError;

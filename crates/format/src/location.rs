@@ -62,6 +62,16 @@ impl Location {
         Self::from_descriptor_bytes(region, service, &raw)
     }
 
+    /// Opens a location from descriptor bytes kept from an earlier [`Location::open`], without
+    /// reading the store: a restore fetching one log file per process would otherwise pay a round
+    /// trip per file for a descriptor that never changes. The wrapped key is still authenticated
+    /// with the region's key, so a cache from another key fails here; a stale one fails when an
+    /// object does not open, and the caller then opens afresh.
+    pub fn open_cached(region: &Region, service: &str, raw: &[u8]) -> Result<Self, FormatError> {
+        layout::validate_name(service)?;
+        Self::from_descriptor_bytes(region, service, raw)
+    }
+
     fn from_descriptor_bytes(
         region: &Region,
         service: &str,

@@ -145,6 +145,22 @@ impl World {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// Files `wal-fetch` delivered from its spool (every spool of this world's config), in order.
+    pub fn spool_hits(&self) -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(self.dir.path().join("btar-spool")) else {
+            return Vec::new();
+        };
+        rd.filter_map(Result::ok)
+            .flat_map(|e| {
+                std::fs::read_to_string(e.path().join("hits"))
+                    .unwrap_or_default()
+                    .lines()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     pub fn backup(&self) -> String {
         let v = self.btar_json(&["backup", "create", SVC]);
         v["backup_name"].as_str().expect("backup_name").to_string()

@@ -1,3 +1,8 @@
+//! `wal-push` and `wal-fetch`, the database's archive and restore commands; `wal-fetch` delivers
+//! from a local spool that a background `wal-prefetch` fills ahead of it (see `spooled`).
+
+mod spooled;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -5,6 +10,8 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::Ctx;
+
+pub use spooled::PrefetchArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct PushArgs {
@@ -78,12 +85,7 @@ impl FetchArgs {
                 (svc.name.clone(), r)
             }
         };
-        let result = async {
-            let loc = ctx.location(&service, &region).await?;
-            let engine = ctx.engine_of(&loc)?;
-            Ok::<bool, anyhow::Error>(engine.fetch_log(&loc, &self.name, &self.path).await?)
-        }
-        .await;
+        let result = spooled::fetch(ctx, &service, &region, &self.name, &self.path).await;
         match result {
             Ok(true) => Ok(ExitCode::SUCCESS),
             Ok(false) => Ok(ExitCode::from(1)),
