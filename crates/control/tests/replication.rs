@@ -256,3 +256,109 @@ async fn the_backups_index_is_rebuilt_from_the_stores() {
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.backup_name == b));
 }
+
+/// Sets the modification time of every file under `root` to `days` ago (what a store reports as an
+/// object's age).
+fn age_files(root: &Path, days: u32) {
+    for f in btar_testkit::files_under(root) {
+        let ok = std::process::Command::new("touch")
+            .arg("-d")
+            .arg(format!("{days} days ago"))
+            .arg(&f)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "touch {}", f.display());
+    }
+}
+
+fn packs_under(root: &Path) -> Vec<std::path::PathBuf> {
+    btar_testkit::files_under(root)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".pack"))
+        .collect()
+}
+
+/// Garbage collection under a running backup: a retention pass that expires an old backup and
+/// collects its packs while a backup is being written — that backup referencing the newest
+/// backup's packs and having uploaded packs of its own, not yet named by any manifest — deletes
+/// nothing the backup needs. It commits afterwards and restores byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_collecting_packs_during_a_backup_spares_what_it_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let cp = control(dir.path(), &[]).await;
+    let old = backup(&cp, TimeDelta::days(30), 2 << 20, 1).await;
+    let newest = backup(&cp, TimeDelta::days(1), 2 << 20, 2).await;
+    // Every object so far is older than the grace period: unreferenced, it would be collected.
+    age_files(&home, 5);
+    let before = packs_under(&home).len();
+    let home_loc = cp.location(SVC, "home").await.unwrap();
+    let old_packs = home_loc.read_manifest(&old).await.unwrap().packs;
+    let kept_packs = home_loc.read_manifest(&newest).await.unwrap().packs;
+
+    let region = cp.config().open_region("home", cp.cancel_token()).unwrap();
+    let loc = Location::open(&region, SVC).await.unwrap();
+    let writer = BackupWriter::new(
+        loc.clone(),
+        WriterOptions {
+            pack_size: 1 << 20,
+            ..WriterOptions::default()
+        },
+    );
+    // The newest backup's file again (all its blocks referenced where they are), then new data
+    // (several packs uploaded, the last one still filling).
+    let same = writer
+        .write_file("base/1/16384", 0o600, PatternReader::new(2 << 20, 2))
+        .await
+        .unwrap();
+    let fresh = writer
+        .write_file("base/1/16385", 0o600, PatternReader::new(8 << 20, 3))
+        .await
+        .unwrap();
+    let uploaded = packs_under(&home).len() - before;
+    assert!(uploaded >= 2, "{uploaded} packs uploaded before the pass");
+
+    let expired = cp.apply_retention().await.unwrap();
+    assert!(
+        expired.iter().any(|e| e.region == "home" && e.chunks >= 1),
+        "{expired:?}"
+    );
+    assert_eq!(names(&cp, "home").await, vec![newest.clone()]);
+    assert!(!names(&cp, "home").await.contains(&old));
+    for id in &old_packs {
+        assert!(!home_loc.has_pack(id).await.unwrap(), "expired pack kept");
+    }
+    for id in &kept_packs {
+        assert!(
+            home_loc.has_pack(id).await.unwrap(),
+            "the newest backup's pack collected"
+        );
+    }
+
+    let at = Utc::now();
+    let m = writer
+        .finish(
+            &backup_name_at(at),
+            at,
+            vec![same, fresh],
+            serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
+    loc.commit_manifest(&m).await.unwrap();
+    for (entry, seed, len) in [(&m.files[0], 2, 2u64 << 20), (&m.files[1], 3, 8 << 20)] {
+        let mut sink = btar_testkit::HashWriter::default();
+        btar_format::FileReader::new(loc.clone(), 4)
+            .write_to(&m, entry, &mut sink, &|_| {})
+            .await
+            .unwrap();
+        let mut src = PatternReader::new(len, seed);
+        tokio::io::copy(&mut src, &mut tokio::io::sink())
+            .await
+            .unwrap();
+        assert_eq!(sink.hasher.finalize(), src.digest(), "{}", entry.path);
+    }
+    let report = btar_format::verify::verify(&loc, None, 4).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
