@@ -149,3 +149,33 @@ impl Manifest {
         (file.size.saturating_sub(start)).min(cs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Extents are a lossless, run-merged encoding of any sequence of block references.
+        #[test]
+        fn extents_expand_to_the_references_they_were_built_from(
+            refs in proptest::collection::vec((0u32..4, 0u32..64), 0..300),
+        ) {
+            let mut b = ExtentBuilder::default();
+            for (p, n) in &refs {
+                b.push(*p, *n);
+            }
+            let ext = b.finish();
+            let back: Vec<(u32, u32)> = ext.iter().flat_map(|e| e.blocks().collect::<Vec<_>>()).collect();
+            prop_assert_eq!(&back, &refs);
+            // Merged: no two neighbours could have been one extent.
+            for w in ext.windows(2) {
+                prop_assert!(!(w[0].pack() == w[1].pack() && w[0].first() + w[0].count() == w[1].first()));
+            }
+            // And the JSON form round-trips.
+            let json = serde_json::to_string(&ext).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Vec<Extent>>(&json).unwrap(), ext);
+        }
+    }
+}

@@ -285,6 +285,25 @@ async fn tamper_and_loss_are_detected(r: &Region) {
     assert_eq!(rep1.damaged.len(), 2, "{:?}", rep1.damaged);
     assert_eq!(rep1.missing.len(), 1);
 
+    // A manifest of a newer format is refused, naming the version found (as a v1 btar refuses v2).
+    let mut newer = m.clone();
+    newer.backup_name = "from-the-future".into();
+    newer.format_version = 99;
+    loc.commit_manifest(&newer).await.unwrap();
+    let e = loc.read_manifest("from-the-future").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            FormatError::UnsupportedVersion {
+                found: 99,
+                supported: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    loc.delete_manifest("from-the-future").await.unwrap();
+
     // A tampered manifest is damage, not a crash.
     let mk = btar_format::layout::manifest("tamper", "b1");
     let mut mb = r.get(&mk).await.unwrap().to_vec();

@@ -74,6 +74,11 @@ impl Packer {
                 first: o.blocks,
             };
             let n = blocks.len() as u32;
+            if o.buf.capacity() == 0 {
+                // Once, to the target and a frame beyond: growing by doubling would hold twice
+                // the pack in memory.
+                o.buf.reserve_exact(self.target + sealed.len().max(1 << 20));
+            }
             let entry = FrameEntry {
                 offset: o.buf.len() as u64,
                 sealed_len: sealed.len() as u32,

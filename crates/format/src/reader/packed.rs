@@ -16,8 +16,11 @@ use crate::manifest::{FileEntry, Manifest};
 use crate::pack::known::IndexCache;
 use crate::pack::{OpenFrame, PackId, PackIndex};
 
-/// Largest ranged GET: adjacent frames are fetched together up to this many bytes.
+/// Largest ranged GET: adjacent frames are fetched together up to this many stored bytes...
 pub(crate) const MAX_RANGE: u64 = 2 << 20;
+/// ...and up to this many bytes once opened: database pages often compress 20:1, so a range capped
+/// by stored bytes alone would hold tens of MiB of plaintext per request in flight.
+pub(crate) const MAX_RANGE_PLAIN: usize = 2 << 20;
 
 /// A frame by pack-table slot and frame number.
 type FrameKey = (u32, usize);
@@ -28,6 +31,8 @@ pub(crate) struct RangeRead {
     pub pack: PackId,
     pub index: Arc<PackIndex>,
     pub frames: std::ops::Range<usize>,
+    /// Plaintext bytes of those frames.
+    pub plain: usize,
 }
 
 impl RangeRead {
@@ -70,8 +75,10 @@ pub(crate) fn plan_reads(
             && r.slot == slot
             && r.frames.end == f
             && index.frames[f].end() - index.frames[r.frames.start].offset <= MAX_RANGE
+            && r.plain + index.frames[f].plain_len() <= MAX_RANGE_PLAIN
         {
             r.frames.end += 1;
+            r.plain += index.frames[f].plain_len();
             continue;
         }
         reads.push(RangeRead {
@@ -79,6 +86,7 @@ pub(crate) fn plan_reads(
             pack: *pack,
             index: index.clone(),
             frames: f..f + 1,
+            plain: index.frames[f].plain_len(),
         });
     }
     reads
