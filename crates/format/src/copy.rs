@@ -100,6 +100,29 @@ fn plan(
     Ok((work, total, planned))
 }
 
+/// Runs of adjacent frames of one pack (at most [`COPY_RANGE`] stored bytes each), so a copy reads
+/// a source pack with a few ranged GETs rather than one per frame.
+fn coalesce(work: Vec<FrameWork>) -> Vec<Vec<FrameWork>> {
+    let mut runs: Vec<Vec<FrameWork>> = Vec::new();
+    for w in work {
+        if let Some(run) = runs.last_mut()
+            && let Some(prev) = run.last()
+            && prev.pack == w.pack
+            && prev.frame + 1 == w.frame
+            && w.index.frames[w.frame].end() - run[0].index.frames[run[0].frame].offset
+                <= COPY_RANGE
+        {
+            run.push(w);
+            continue;
+        }
+        runs.push(vec![w]);
+    }
+    runs
+}
+
+/// Largest ranged GET of a copy, in stored bytes (frames stay sealed until each is handled).
+const COPY_RANGE: u64 = 4 << 20;
+
 /// A new frame for the destination being filled from partly needed source frames.
 #[derive(Default)]
 struct Repack {
@@ -130,13 +153,27 @@ pub async fn copy_packed(
     let mut repack = Repack::default();
 
     let result: Result<(), FormatError> = async {
-        let mut fetched = futures::stream::iter(work)
-            .map(|w| async move {
-                let e = &w.index.frames[w.frame];
-                let sealed = src.get_pack_range(&w.pack, e.offset..e.end()).await?;
-                Ok::<_, FormatError>((w, sealed))
+        let mut fetched = futures::stream::iter(coalesce(work))
+            .map(|run| async move {
+                let start = run[0].index.frames[run[0].frame].offset;
+                let last = &run[run.len() - 1];
+                let end = last.index.frames[last.frame].end();
+                let bytes = src.get_pack_range(&run[0].pack, start..end).await?;
+                let frames: Vec<(FrameWork, bytes::Bytes)> = run
+                    .into_iter()
+                    .map(|w| {
+                        let e = &w.index.frames[w.frame];
+                        let at = (e.offset - start) as usize;
+                        let sealed = bytes.slice(at..at + e.sealed_len as usize);
+                        (w, sealed)
+                    })
+                    .collect();
+                Ok::<_, FormatError>(futures::stream::iter(
+                    frames.into_iter().map(Ok::<_, FormatError>),
+                ))
             })
-            .buffered(tuning.read_ahead.max(1) * 4);
+            .buffered(tuning.read_ahead.max(1))
+            .try_flatten();
         while let Some((w, sealed)) = fetched.try_next().await? {
             bytes_read += sealed.len() as u64;
             let entry: FrameEntry = w.index.frames[w.frame].clone();
