@@ -344,17 +344,6 @@ fn write_replace(path: &Path, data: &[u8]) -> Result<(), SpoolError> {
     })
 }
 
-/// Delivers `data` to `dest` under a temporary name and a rename, as a fetch from the store does.
-pub async fn deliver(data: &[u8], dest: &Path) -> Result<(), SpoolError> {
-    let tmp = dest.with_extension("btar-tmp");
-    tokio::fs::write(&tmp, data)
-        .await
-        .map_err(|e| SpoolError::io(&tmp, e))?;
-    tokio::fs::rename(&tmp, dest)
-        .await
-        .map_err(|e| SpoolError::io(dest, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -527,13 +527,7 @@ impl Location {
         let Some(data) = self.get_log(timeline, name).await? else {
             return Ok(false);
         };
-        let tmp = dest.with_extension("btar-tmp");
-        tokio::fs::write(&tmp, &data)
-            .await
-            .map_err(|e| FormatError::io(tmp.display().to_string(), e))?;
-        tokio::fs::rename(&tmp, dest)
-            .await
-            .map_err(|e| FormatError::io(dest.display().to_string(), e))?;
+        deliver_file(&data, dest).await?;
         Ok(true)
     }
 
@@ -558,4 +552,16 @@ impl Location {
             })
             .boxed()
     }
+}
+
+/// Writes `data` to `dest` under a temporary name and renames it over, so a database replaying the
+/// file never reads a partial one (a restore_command delivery, from the store or a local spool).
+pub async fn deliver_file(data: &[u8], dest: &std::path::Path) -> Result<(), FormatError> {
+    let tmp = dest.with_extension("btar-tmp");
+    tokio::fs::write(&tmp, data)
+        .await
+        .map_err(|e| FormatError::io(tmp.display().to_string(), e))?;
+    tokio::fs::rename(&tmp, dest)
+        .await
+        .map_err(|e| FormatError::io(dest.display().to_string(), e))
 }
