@@ -5,8 +5,8 @@
 //! in the source before it is sealed with the destination's key. The destination manifest (returned,
 //! not committed) points into the destination's own packs.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 
@@ -69,12 +69,12 @@ fn plan(
     known: &KnownBlocks,
 ) -> Result<(Vec<FrameWork>, u64, u64), FormatError> {
     let mut wanted: BTreeMap<(u32, usize), Vec<usize>> = BTreeMap::new();
-    let mut seen: HashMap<ChunkId, ()> = HashMap::new();
+    let mut seen: HashSet<ChunkId> = HashSet::new();
     let (mut total, mut planned) = (0u64, 0u64);
     for f in &m.files {
         for ((slot, frame), s) in resolve(src, m, f, packs)? {
             let (id, len) = packs[slot as usize].1.frames[frame].blocks[s];
-            if seen.insert(id, ()).is_some() {
+            if !seen.insert(id) {
                 continue;
             }
             total += 1;
@@ -147,7 +147,7 @@ pub async fn copy_packed(
 
     let stats = Arc::new(WriteStats::default());
     let packer = Packer::new(dst.clone(), tuning.pack_size, stats.clone());
-    let placed: Mutex<HashMap<ChunkId, (u32, u32)>> = Mutex::default();
+    let mut placed: HashMap<ChunkId, (u32, u32)> = HashMap::new();
     let mut bytes_read = 0u64;
     let mut blocks_copied = 0u64;
     let mut repack = Repack::default();
@@ -186,7 +186,7 @@ pub async fn copy_packed(
                         .map_err(|e| FormatError::Task(e.to_string()))??;
                 blocks_copied += entry.blocks.len() as u64;
                 let pos = packer.append(entry.blocks.clone(), resealed).await?;
-                place(&placed, &entry.blocks, pos.pack, pos.first)?;
+                place(&mut placed, &entry.blocks, pos.pack, pos.first);
             } else {
                 let (s, e) = (src.clone(), entry.clone());
                 let open = tokio::task::spawn_blocking(move || s.open_frame(&key, &e, &sealed))
@@ -198,7 +198,7 @@ pub async fn copy_packed(
                     blocks_copied += 1;
                 }
                 if repack.plain.len() >= tuning.frame_size {
-                    flush(dst, &packer, &placed, std::mem::take(&mut repack)).await?;
+                    flush(dst, &packer, &mut placed, std::mem::take(&mut repack)).await?;
                 }
             }
             progress(
@@ -209,7 +209,7 @@ pub async fn copy_packed(
             );
         }
         if !repack.blocks.is_empty() {
-            flush(dst, &packer, &placed, std::mem::take(&mut repack)).await?;
+            flush(dst, &packer, &mut placed, std::mem::take(&mut repack)).await?;
         }
         Ok(())
     }
@@ -219,10 +219,6 @@ pub async fn copy_packed(
         return Err(e);
     }
     let sealed = packer.finish().await?;
-
-    let placed = placed
-        .into_inner()
-        .map_err(|_| FormatError::Task("lock poisoned".into()))?;
     let mut table = PackTable::default();
     let mut copy = m.clone();
     for f in copy.files.iter_mut() {
@@ -262,24 +258,20 @@ pub async fn copy_packed(
 }
 
 fn place(
-    placed: &Mutex<HashMap<ChunkId, (u32, u32)>>,
+    placed: &mut HashMap<ChunkId, (u32, u32)>,
     blocks: &[(ChunkId, u32)],
     seq: u32,
     first: u32,
-) -> Result<(), FormatError> {
-    let mut p = placed
-        .lock()
-        .map_err(|_| FormatError::Task("lock poisoned".into()))?;
+) {
     for (i, (id, _)) in blocks.iter().enumerate() {
-        p.insert(*id, (seq, first + i as u32));
+        placed.insert(*id, (seq, first + i as u32));
     }
-    Ok(())
 }
 
 async fn flush(
     dst: &Location,
     packer: &Packer,
-    placed: &Mutex<HashMap<ChunkId, (u32, u32)>>,
+    placed: &mut HashMap<ChunkId, (u32, u32)>,
     r: Repack,
 ) -> Result<(), FormatError> {
     let d = dst.clone();
@@ -291,5 +283,6 @@ async fn flush(
     .await
     .map_err(|e| FormatError::Task(e.to_string()))?;
     let pos = packer.append(blocks.clone(), sealed).await?;
-    place(placed, &blocks, pos.pack, pos.first)
+    place(placed, &blocks, pos.pack, pos.first);
+    Ok(())
 }

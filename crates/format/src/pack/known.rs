@@ -40,6 +40,13 @@ impl IndexCache {
         Ok(idx)
     }
 
+    /// Keeps an index opened elsewhere (verify reads every pack whole anyway).
+    pub fn insert(&self, id: PackId, index: PackIndex) {
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(id, Arc::new(index));
+        }
+    }
+
     /// The indexes of every pack of `m`, fetched `parallel` at a time, in table order.
     pub async fn all_of(
         &self,

@@ -10,17 +10,17 @@ use crate::error::FormatError;
 use crate::layout;
 use crate::location::Location;
 use crate::manifest::Manifest;
-use crate::pack::PackId;
 use crate::pack::known::IndexCache;
+use crate::pack::{PackId, PackIndex};
 use crate::reader::{pack_table, resolve};
 
 use super::{Problem, VerifyReport};
 
+/// What reading one pack found: bytes read, its index if that opened, the damage if any.
+type PackCheck = (u64, Option<PackIndex>, Option<String>);
+
 /// Reads a pack and its index; `Ok(None)` when either is absent.
-async fn check_pack(
-    loc: &Location,
-    id: PackId,
-) -> Result<Option<(u64, Option<String>)>, FormatError> {
+async fn check_pack(loc: &Location, id: PackId) -> Result<Option<PackCheck>, FormatError> {
     let index = match loc.region().get(&loc.pack_index_key(&id)).await {
         Ok(b) => b,
         Err(e) if e.is_not_found() => return Ok(None),
@@ -33,28 +33,43 @@ async fn check_pack(
     };
     let n = (index.len() + pack.len()) as u64;
     let l = loc.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let idx = l.open_pack_index(&id, &index)?;
-        if idx.pack_len() != pack.len() as u64 {
-            return Err(l.damaged_at(
-                l.pack_key(&id),
-                &format!(
-                    "pack is {} bytes, its index says {}",
-                    pack.len(),
-                    idx.pack_len()
-                ),
-            ));
-        }
-        let key = l.pack_key(&id);
-        for e in &idx.frames {
-            let sealed = &pack[e.offset as usize..e.end() as usize];
-            l.open_frame(&key, e, sealed)?;
-        }
-        Ok(())
+    tokio::task::spawn_blocking(move || {
+        let idx = match l.open_pack_index(&id, &index) {
+            Ok(i) => i,
+            Err(e) => return Some((n, None, Some(e.to_string()))),
+        };
+        let damage = check_frames(&l, &id, &idx, &pack)
+            .err()
+            .map(|e| e.to_string());
+        Some((n, Some(idx), damage))
     })
     .await
-    .map_err(|e| FormatError::Task(e.to_string()))?;
-    Ok(Some((n, outcome.err().map(|e| e.to_string()))))
+    .map_err(|e| FormatError::Task(e.to_string()))
+}
+
+/// The pack's length against its index, then every frame opened and every block checked.
+fn check_frames(
+    l: &Location,
+    id: &PackId,
+    idx: &PackIndex,
+    pack: &[u8],
+) -> Result<(), FormatError> {
+    if idx.pack_len() != pack.len() as u64 {
+        return Err(l.damaged_at(
+            l.pack_key(id),
+            &format!(
+                "pack is {} bytes, its index says {}",
+                pack.len(),
+                idx.pack_len()
+            ),
+        ));
+    }
+    let key = l.pack_key(id);
+    for e in &idx.frames {
+        let sealed = &pack[e.offset as usize..e.end() as usize];
+        l.open_frame(&key, e, sealed)?;
+    }
+    Ok(())
 }
 
 pub(super) async fn check(
@@ -79,18 +94,21 @@ pub(super) async fn check(
         ids.dedup();
         ids
     };
+    // Indexes opened while checking packs serve the extents check below without fetching them again.
+    let cache = IndexCache::new(loc.clone());
     let mut results = futures::stream::iter(ids)
         .map(|id| async move { check_pack(loc, id).await.map(|r| (id, r)) })
         .buffer_unordered(parallel.clamp(1, 4));
-    let mut bad = Vec::new();
     while let Some((id, outcome)) = results.try_next().await? {
         match outcome {
-            Some((n, damage)) => {
+            Some((n, index, damage)) => {
                 report.packs_checked += 1;
                 report.bytes_checked += n;
                 referenced.remove(&id);
+                if let Some(index) = index {
+                    cache.insert(id, index);
+                }
                 if let Some(reason) = damage {
-                    bad.push(id);
                     report.damaged.push(Problem {
                         key: loc.pack_key(&id),
                         reason,
@@ -110,7 +128,6 @@ pub(super) async fn check(
         });
     }
     // Extents that point past their packs' blocks, or that do not add up to the file.
-    let cache = IndexCache::new(loc.clone());
     for m in manifests {
         let packs = match pack_table(loc, &cache, m).await {
             Ok(p) => p,
