@@ -40,6 +40,9 @@ pub struct StorageSettings {
     /// Size at which a pack is sealed and uploaded.
     pub pack_size_mib: usize,
     pub parallel_files: usize,
+    /// Retention repacks a pack whose live blocks are less than this share of it (restic's
+    /// `prune`); 0 turns repacking off.
+    pub repack_live_percent: usize,
     /// Format v1 settings, accepted so existing configs still load; format v2 ignores them.
     #[serde(default, skip_serializing)]
     pub chunk_size_kib: Option<usize>,
@@ -50,12 +53,13 @@ pub struct StorageSettings {
 impl StorageSettings {
     /// Accepted ranges: blocks of 1 KiB to 1 MiB (a page of any engine), frames up to 16 MiB (the
     /// largest a reader decompresses at once), packs up to 4 GiB; zstd's regular levels.
-    const RANGES: [(&'static str, i64, i64); 5] = [
+    const RANGES: [(&'static str, i64, i64); 6] = [
         ("compression_level", 1, 22),
         ("block_size_kib", 1, 1024),
         ("frame_size_kib", 1, 16 * 1024),
         ("pack_size_mib", 1, 4 * 1024),
         ("parallel_files", 1, 256),
+        ("repack_live_percent", 0, 100),
     ];
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -66,6 +70,7 @@ impl StorageSettings {
             n(self.frame_size_kib),
             n(self.pack_size_mib),
             n(self.parallel_files),
+            n(self.repack_live_percent),
         ];
         for ((name, lo, hi), v) in Self::RANGES.iter().zip(values) {
             if !(*lo..=*hi).contains(&v) {
@@ -93,6 +98,7 @@ impl Default for StorageSettings {
             frame_size_kib: w.frame_size / 1024,
             pack_size_mib: w.pack_size >> 20,
             parallel_files: 4,
+            repack_live_percent: 50,
             chunk_size_kib: None,
             max_in_flight: None,
         }
@@ -198,6 +204,11 @@ pub struct ServerSettings {
     /// How long a copy worker's claim on a job lasts without a heartbeat: a worker that died gives
     /// its job up after this (heartbeats come every third of it).
     pub copy_lease_seconds: u64,
+    /// Claims a copy job gets (a failed attempt, or a worker that died holding it) before it is
+    /// FAILED for good; a later retry is then a new job naming it (`retry_of`).
+    pub copy_attempts: u32,
+    /// Delay before a failed copy is tried again; doubles with each further try, up to an hour.
+    pub copy_retry_seconds: u64,
     /// Connections the API serves at once; more are answered 503 and closed, so idle or slow clients
     /// cannot take the file descriptors the replicator needs. Capped at half the open-file limit.
     pub max_connections: usize,
@@ -213,6 +224,8 @@ impl Default for ServerSettings {
             notify: "127.0.0.1:7481".into(),
             reconcile_seconds: 10,
             copy_lease_seconds: 60,
+            copy_attempts: 5,
+            copy_retry_seconds: 30,
             max_connections: 512,
             idle_timeout_seconds: 30,
         }
@@ -457,6 +470,15 @@ impl Config {
 
     /// The catalog URL: configured, or a SQLite file beside the config. A SQLite file is created on
     /// first use (`mode=rwc`) unless the URL names its own mode.
+    /// The catalog's copy-job retry rules from `[server]`.
+    pub fn catalog_options(&self) -> btar_catalog::CatalogOptions {
+        btar_catalog::CatalogOptions {
+            max_attempts: i64::from(self.server.copy_attempts.max(1)),
+            retry_base: std::time::Duration::from_secs(self.server.copy_retry_seconds.max(1)),
+            ..Default::default()
+        }
+    }
+
     pub fn catalog_url(&self) -> String {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let u = self

@@ -36,6 +36,7 @@ pub use error::{ControlError, Result};
 pub use fork::{ForkRequest, Forked};
 pub use log_shipper::{LogShipped, NOTIFY_PREFIX, notify_archived};
 pub use restore::{RestoreRun, Restored};
+pub use retention::Expired;
 pub use scheduler::Roles;
 pub use services::{ServiceCreate, ServiceState, ServiceView, UserConfig};
 
@@ -64,7 +65,12 @@ impl ControlPlane {
     /// Opens the catalog the config names and registers the config's services that it lacks.
     /// `engines` are the engines this btar is built with; each checks its services' settings.
     pub async fn open(cfg: Config, engines: Engines, cancel: CancellationToken) -> Result<Self> {
-        let catalog = Catalog::open(&cfg.catalog_url()).await?;
+        let catalog = Catalog::open_with(
+            &cfg.catalog_url(),
+            cfg.catalog_options(),
+            Arc::new(btar_catalog::SystemClock),
+        )
+        .await?;
         Self::with_catalog(cfg, engines, catalog, cancel).await
     }
 

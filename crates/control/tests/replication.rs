@@ -257,21 +257,6 @@ async fn the_backups_index_is_rebuilt_from_the_stores() {
     assert!(rows.iter().all(|r| r.backup_name == b));
 }
 
-/// Sets the modification time of every file under `root` to `days` ago (what a store reports as an
-/// object's age).
-fn age_files(root: &Path, days: u32) {
-    for f in btar_testkit::files_under(root) {
-        let ok = std::process::Command::new("touch")
-            .arg("-d")
-            .arg(format!("{days} days ago"))
-            .arg(&f)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "touch {}", f.display());
-    }
-}
-
 fn packs_under(root: &Path) -> Vec<std::path::PathBuf> {
     btar_testkit::files_under(root)
         .into_iter()
@@ -291,7 +276,7 @@ async fn retention_collecting_packs_during_a_backup_spares_what_it_uses() {
     let old = backup(&cp, TimeDelta::days(30), 2 << 20, 1).await;
     let newest = backup(&cp, TimeDelta::days(1), 2 << 20, 2).await;
     // Every object so far is older than the grace period: unreferenced, it would be collected.
-    age_files(&home, 5);
+    common::age_files(&home, 5);
     let before = packs_under(&home).len();
     let home_loc = cp.location(SVC, "home").await.unwrap();
     let old_packs = home_loc.read_manifest(&old).await.unwrap().packs;

@@ -139,11 +139,25 @@ pub async fn copy_packed(
     tuning: CopyTuning,
     progress: &(dyn Fn(u64, u64) + Send + Sync),
 ) -> Result<PackedCopy, FormatError> {
-    let src_cache = IndexCache::new(src.clone());
-    let packs = pack_table(src, &src_cache, m).await?;
     let dst_cache = IndexCache::new(dst.clone());
     let known = KnownBlocks::newest(dst, &dst_cache).await?;
-    let (work, blocks_total, bytes_planned) = plan(src, m, &packs, &known)?;
+    copy_packed_onto(src, dst, m, &known, tuning, progress).await
+}
+
+/// [`copy_packed`] where `known` says which blocks `dst` holds and where: those are referenced
+/// in place, every other block of `m` is written anew. A repack copies a backup onto its own
+/// location with only the packs that stay known.
+pub(crate) async fn copy_packed_onto(
+    src: &Location,
+    dst: &Location,
+    m: &Manifest,
+    known: &KnownBlocks,
+    tuning: CopyTuning,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> Result<PackedCopy, FormatError> {
+    let src_cache = IndexCache::new(src.clone());
+    let packs = pack_table(src, &src_cache, m).await?;
+    let (work, blocks_total, bytes_planned) = plan(src, m, &packs, known)?;
 
     let stats = Arc::new(WriteStats::default());
     let packer = Packer::new(dst.clone(), tuning.pack_size, stats.clone());

@@ -5,6 +5,8 @@
 //! btar/v1/services/<service>/chunks/<id[0..2]>/<id>     sealed, compressed chunk (format v1)
 //! btar/v1/services/<service>/packs/<id[0..2]>/<id>.pack sealed frames of blocks (format v2)
 //! btar/v1/services/<service>/packs/<id[0..2]>/<id>.idx  sealed index of that pack, written after it
+//! btar/v1/services/<service>/packs/<id[0..2]>/<id>.superseded-<unix secs>
+//!                                                       empty: the pack was repacked at that time
 //! btar/v1/services/<service>/backups/<backup>.manifest  sealed manifest, written last
 //! btar/v1/services/<service>/logs/<timeline>/<name>     sealed WAL segment / binlog file
 //! ```
@@ -92,6 +94,25 @@ pub fn parse_pack_key(key: &str) -> Option<ChunkId> {
     ChunkId::from_hex(hex).ok()
 }
 
+pub const SUPERSEDED_SUFFIX: &str = ".superseded-";
+
+/// The marker a repack leaves beside a pack it moved the live blocks out of, at `at` (seconds
+/// since the epoch). The time is in the key so a listing tells it without a GET.
+pub fn superseded_marker(service: &str, id: &ChunkId, at: i64) -> String {
+    let hex = id.to_hex();
+    format!(
+        "{ROOT}/{service}/packs/{}/{hex}{SUPERSEDED_SUFFIX}{at}",
+        &hex[..2]
+    )
+}
+
+/// The pack id and time named by a superseded marker's key, if the key is one.
+pub fn parse_superseded_key(key: &str) -> Option<(ChunkId, i64)> {
+    let name = key.rsplit('/').next()?;
+    let (hex, at) = name.split_once(SUPERSEDED_SUFFIX)?;
+    Some((ChunkId::from_hex(hex).ok()?, at.parse().ok()?))
+}
+
 pub fn backups_prefix(service: &str) -> String {
     format!("{ROOT}/{service}/backups")
 }
@@ -136,6 +157,11 @@ mod tests {
         assert_eq!(parse_pack_key(&p), Some(id));
         assert_eq!(parse_pack_key(&pack_index("svc", &id)), Some(id));
         assert_eq!(parse_pack_key(&k), None);
+        let m = superseded_marker("svc", &id, 1_700_000_000);
+        assert_eq!(parse_superseded_key(&m), Some((id, 1_700_000_000)));
+        // A marker is neither a pack nor an index, and a pack is no marker.
+        assert_eq!(parse_pack_key(&m), None);
+        assert_eq!(parse_superseded_key(&p), None);
         assert_eq!(
             parse_manifest_key(&manifest("svc", "b1")).as_deref(),
             Some("b1")

@@ -16,6 +16,7 @@ mod location;
 pub mod manifest;
 pub mod pack;
 mod reader;
+pub mod repack;
 pub mod seal;
 pub mod service;
 #[doc(hidden)]

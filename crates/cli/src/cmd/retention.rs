@@ -7,7 +7,8 @@ use super::Ctx;
 #[derive(Debug, clap::Subcommand)]
 pub enum RetentionCmd {
     /// One retention pass without a server: expire each location's backups by its plan, then the
-    /// logs and chunks no kept backup needs. Safe to re-run after a crash.
+    /// logs and chunks no kept backup needs, then repack packs the kept backups barely use
+    /// (`[storage] repack_live_percent`). Safe to re-run after a crash.
     Run {
         /// Act as if it were this time (RFC 3339); for tests and drills, never needed in operation.
         #[arg(long, hide = true)]
@@ -35,6 +36,14 @@ impl RetentionCmd {
                         e.logs,
                         e.chunks
                     ));
+                    let r = &e.repacked;
+                    if r.packs_superseded > 0 {
+                        s.push_str(&format!(
+                            "; {} packs repacked ({} dead bytes, {} backups rewritten, {} bytes written; \
+                             the old packs go after the grace period)",
+                            r.packs_superseded, r.dead_bytes, r.manifests_rewritten, r.bytes_written
+                        ));
+                    }
                 }
                 s
             })?;

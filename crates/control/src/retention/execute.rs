@@ -2,9 +2,14 @@
 //! [`plan`] what goes and applies it — manifests first, then logs oldest first, then chunks — so a
 //! pass killed anywhere leaves every remaining backup whole and the archive without holes. What it
 //! did not get to waits for the next pass that expires a backup (the plan collects only then).
+//! Such a pass then repacks the packs the kept backups barely use ([`btar_format::repack`]); the
+//! packs it supersedes go in a later pass, a grace period after.
 
 use btar_engine::{Engine, LogSequence};
-use btar_format::{FormatError, Location, Manifest, layout};
+use std::collections::{HashMap, HashSet};
+
+use btar_format::repack::{self, RepackOptions};
+use btar_format::{FormatError, Location, Manifest, PackId, layout};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 
@@ -21,6 +26,7 @@ pub async fn expire_location(
     engine: &dyn Engine,
     policy: Policy,
     now: DateTime<Utc>,
+    repack: RepackOptions,
 ) -> Result<Expired> {
     let mut out = Expired {
         service: loc.service().into(),
@@ -39,6 +45,7 @@ pub async fn expire_location(
     let manifests = read_manifests(loc).await?;
     let newest = manifests.iter().rev().find_map(|m| m.as_ref().ok());
     let seq = engine.log_sequence(newest);
+    let sound: Vec<Manifest> = manifests.iter().filter_map(|m| m.clone().ok()).collect();
     let backups = listed(manifests, engine, seq.as_ref());
     let needs = plan::needs(&backups, policy, now);
     let logs = if needs.logs {
@@ -53,6 +60,19 @@ pub async fn expire_location(
     };
     let plan = plan::plan(&backups, &logs, &chunks, policy, now);
     apply(loc, &plan, &mut out).await?;
+    if needs.chunks && plan.chunks_held_by.is_empty() {
+        let expired: HashSet<String> = plan.backups.iter().map(|b| b.name.clone()).collect();
+        let mut kept = sound;
+        kept.retain(|m| !expired.contains(&m.backup_name));
+        // When each pack was last written (its index comes after it), from the listing above.
+        let mut written: HashMap<PackId, DateTime<Utc>> = HashMap::new();
+        for c in chunks.iter().filter(|c| c.superseded.is_none()) {
+            let t = written.entry(c.id).or_insert(c.last_modified);
+            *t = (*t).max(c.last_modified);
+        }
+        out.repacked =
+            repack::repack(loc, &kept, &written, RepackOptions { now, ..repack }).await?;
+    }
     Ok(out)
 }
 
@@ -156,8 +176,9 @@ async fn list_logs(loc: &Location, seq: &dyn LogSequence) -> Result<Vec<LogFact>
         .await?)
 }
 
-/// Content objects: v1 chunks, and v2 packs with their indexes (a pack and its index share the
-/// pack's id, so they go together). Objects under those prefixes that are neither are never deleted.
+/// Content objects: v1 chunks, and v2 packs with their indexes and superseded markers (all three
+/// share the pack's id, so they go together). Objects under those prefixes that are none of these
+/// are never deleted.
 async fn list_chunks(loc: &Location) -> Result<Vec<ChunkFact>> {
     let mut out = Vec::new();
     type ParseKey = fn(&str) -> Option<btar_format::ChunkId>;
@@ -173,6 +194,14 @@ async fn list_chunks(loc: &Location) -> Result<Vec<ChunkFact>> {
         while let Some(o) = listing.try_next().await? {
             if let Some(id) = parse(&o.key) {
                 out.push(ChunkFact {
+                    key: o.key,
+                    id,
+                    last_modified: o.last_modified,
+                    superseded: None,
+                });
+            } else if let Some((id, at)) = layout::parse_superseded_key(&o.key) {
+                out.push(ChunkFact {
+                    superseded: Some(repack::superseded_since(at).unwrap_or(o.last_modified)),
                     key: o.key,
                     id,
                     last_modified: o.last_modified,

@@ -31,6 +31,8 @@ pub struct Expired {
     pub chunks: u64,
     /// Staging files of killed writers removed (filesystem regions).
     pub staging: u64,
+    /// What the pass repacked (packs mostly unused by the backups kept).
+    pub repacked: btar_format::repack::RepackReport,
 }
 
 impl ControlPlane {
@@ -60,7 +62,14 @@ impl ControlPlane {
                 match self.location(&svc.name, region).await {
                     Ok(loc) => {
                         let engine = self.engine_of(&loc)?;
-                        let e = execute::expire_location(&loc, engine, policy, now).await?;
+                        let e = execute::expire_location(
+                            &loc,
+                            engine,
+                            policy,
+                            now,
+                            self.repack_options(now),
+                        )
+                        .await?;
                         for b in &e.backups {
                             self.catalog().delete_backup(&svc.name, region, b).await?;
                         }
@@ -73,5 +82,18 @@ impl ControlPlane {
             }
         }
         Ok(out)
+    }
+
+    fn repack_options(&self, now: DateTime<Utc>) -> btar_format::repack::RepackOptions {
+        let cfg = self.config();
+        btar_format::repack::RepackOptions {
+            live_below: cfg.storage.repack_live_percent as f64 / 100.0,
+            tuning: btar_format::copy::CopyTuning {
+                pack_size: cfg.writer_options().pack_size,
+                frame_size: cfg.writer_options().frame_size,
+                ..Default::default()
+            },
+            now,
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! holds, its policy and the time. No store, no clock, no engine: the executor lists, turns engine
 //! facts into log positions ([`LogFact::position`], [`FirstLog`]) and applies the plan.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use btar_format::ChunkId;
@@ -67,12 +67,15 @@ pub struct LogFact {
     pub last_modified: DateTime<Utc>,
 }
 
-/// One content object as listed: a v1 chunk, or a v2 pack or pack index (by the pack's id).
+/// One content object as listed: a v1 chunk, or a v2 pack, pack index or superseded marker (by
+/// the pack's id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkFact {
     pub key: String,
     pub id: ChunkId,
     pub last_modified: DateTime<Utc>,
+    /// For a marker: when a repack moved the pack's live blocks out.
+    pub superseded: Option<DateTime<Utc>>,
 }
 
 /// Why something is deleted.
@@ -95,6 +98,8 @@ pub enum Reason {
     NoBackupLeft,
     /// Named by no kept manifest, and older than [`CHUNK_GRACE`].
     UnreferencedChunk { age: TimeDelta },
+    /// A pack repacked more than [`CHUNK_GRACE`] ago (and its marker), named by no kept manifest.
+    Superseded { since: DateTime<Utc> },
 }
 
 impl fmt::Display for Reason {
@@ -118,6 +123,9 @@ impl fmt::Display for Reason {
             Reason::NoBackupLeft => f.write_str("no backup left"),
             Reason::UnreferencedChunk { age } => {
                 write!(f, "named by no kept backup, {} h old", age.num_hours())
+            }
+            Reason::Superseded { since } => {
+                write!(f, "repacked at {since}, named by no kept backup")
             }
         }
     }
@@ -352,23 +360,46 @@ impl LogRule<'_> {
     }
 }
 
-/// Chunks no kept manifest names, past the grace period, in listing order.
+/// Chunks no kept manifest names, past the grace period, in listing order; superseded markers
+/// after every pack. A pack a repack superseded keeps the grace period from its newest marker, not
+/// from when it was written: until then a backup may still take it as a dedupe base.
 fn unreferenced(
     kept: &[&BackupFacts],
     chunks: &[ChunkFact],
     now: DateTime<Utc>,
 ) -> Vec<ChunkDeletion> {
     let referenced: HashSet<&ChunkId> = kept.iter().flat_map(|b| &b.chunks).collect();
-    chunks
-        .iter()
-        .filter(|c| !referenced.contains(&c.id) && c.last_modified < now - CHUNK_GRACE)
-        .map(|c| ChunkDeletion {
-            key: c.key.clone(),
-            reason: Reason::UnreferencedChunk {
+    let mut superseded: HashMap<&ChunkId, DateTime<Utc>> = HashMap::new();
+    for c in chunks {
+        if let Some(at) = c.superseded {
+            let t = superseded.entry(&c.id).or_insert(at);
+            *t = (*t).max(at);
+        }
+    }
+    let (mut objects, mut markers) = (Vec::new(), Vec::new());
+    for c in chunks {
+        if referenced.contains(&c.id) || c.last_modified >= now - CHUNK_GRACE {
+            continue;
+        }
+        let reason = match superseded.get(&c.id) {
+            Some(since) if *since >= now - CHUNK_GRACE => continue,
+            Some(since) => Reason::Superseded { since: *since },
+            None => Reason::UnreferencedChunk {
                 age: now - c.last_modified,
             },
-        })
-        .collect()
+        };
+        let out = if c.superseded.is_some() {
+            &mut markers
+        } else {
+            &mut objects
+        };
+        out.push(ChunkDeletion {
+            key: c.key.clone(),
+            reason,
+        });
+    }
+    objects.extend(markers);
+    objects
 }
 
 #[cfg(test)]

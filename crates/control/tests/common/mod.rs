@@ -41,3 +41,17 @@ pub fn daily_plan_config(
         ..Default::default()
     }
 }
+
+/// Sets the modification time of every file under `root` to `days` ago (objects written long ago).
+pub fn age_files(root: &std::path::Path, days: u32) {
+    for f in btar_testkit::files_under(root) {
+        let ok = std::process::Command::new("touch")
+            .arg("-d")
+            .arg(format!("{days} days ago"))
+            .arg(&f)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "touch {}", f.display());
+    }
+}

@@ -81,6 +81,25 @@ impl KnownBlocks {
         self.0.get(id).copied()
     }
 
+    /// Adds the blocks of one pack; a block already known keeps its place.
+    pub fn add_pack(&mut self, id: PackId, index: &PackIndex) {
+        for (n, block) in index.blocks() {
+            self.0.entry(block).or_insert((id, n));
+        }
+    }
+
+    /// The blocks of the packs `ids`.
+    pub async fn of_packs(
+        cache: &IndexCache,
+        ids: impl IntoIterator<Item = PackId>,
+    ) -> Result<Self, FormatError> {
+        let mut known = Self::default();
+        for id in ids {
+            known.add_pack(id, &*cache.get(&id).await?);
+        }
+        Ok(known)
+    }
+
     /// The blocks of every pack `m` names.
     pub async fn of_manifest(cache: &IndexCache, m: &Manifest) -> Result<Self, FormatError> {
         let mut map = HashMap::new();

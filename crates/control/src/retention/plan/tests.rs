@@ -75,6 +75,16 @@ fn chunk(n: u8, age: TimeDelta) -> ChunkFact {
         key: format!("chunks/{n:02x}"),
         id: chunk_id(n),
         last_modified: now() - age,
+        superseded: None,
+    }
+}
+
+/// The marker a repack left beside pack `n`, `age` ago.
+fn marker(n: u8, age: TimeDelta) -> ChunkFact {
+    ChunkFact {
+        key: format!("packs/{n:02x}.superseded"),
+        superseded: Some(now() - age),
+        ..chunk(n, age)
     }
 }
 
@@ -319,6 +329,29 @@ fn unreferenced_chunks_go_only_past_the_grace_period() {
         p.chunks[1].reason,
         Reason::UnreferencedChunk {
             age: CHUNK_GRACE + TimeDelta::hours(1)
+        }
+    );
+}
+
+#[test]
+fn a_superseded_pack_keeps_the_grace_period_from_its_repack_and_goes_before_its_marker() {
+    let backups = [backup("b1", 40, 1, &[]), backup("b2", 1, 5, &[3])];
+    let chunks = [
+        marker(1, TimeDelta::days(3)), // repacked long ago: goes, after its pack
+        chunk(1, TimeDelta::days(40)),
+        chunk(2, TimeDelta::days(40)), // repacked an hour ago: a backup may still use it
+        marker(2, TimeDelta::hours(1)),
+        marker(2, TimeDelta::days(5)), // an older repack of the same pack does not count
+        chunk(3, TimeDelta::days(40)), // repacked, but named again by a kept backup
+        marker(3, TimeDelta::days(3)),
+    ];
+    let p = run(receiving(7), &backups, &[], &chunks);
+    let keys: Vec<&str> = p.chunks.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys, ["chunks/01", "packs/01.superseded"]);
+    assert_eq!(
+        p.chunks[0].reason,
+        Reason::Superseded {
+            since: now() - TimeDelta::days(3)
         }
     );
 }
