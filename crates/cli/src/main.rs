@@ -132,7 +132,24 @@ fn is_wal_fetch() -> bool {
 /// with this code, which stops recovery instead.
 const WAL_FETCH_FAILED: u8 = cmd::wal::FETCH_FAILED;
 
+/// glibc gives each thread that meets contention its own malloc arena (up to 8 per core) and keeps
+/// freed memory in each: a restore's frames, allocated on one blocking thread and freed on another,
+/// left peak RSS a quarter higher than the data in flight. Two arenas measured 60 → 46 MiB for a
+/// restore and 66 → 52 MiB for a full backup of pgbench scale 30, at the same speed. Before any
+/// thread starts; `MALLOC_ARENA_MAX` in the environment still wins.
+#[allow(unsafe_code)]
+fn fewer_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    fewer_arenas();
     let fetch = is_wal_fetch();
     if fetch {
         let default_hook = std::panic::take_hook();

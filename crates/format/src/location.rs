@@ -527,7 +527,7 @@ impl Location {
         let Some(data) = self.get_log(timeline, name).await? else {
             return Ok(false);
         };
-        deliver_file(&data, dest).await?;
+        deliver_file(data, dest).await?;
         Ok(true)
     }
 
@@ -556,10 +556,14 @@ impl Location {
 
 /// Writes `data` to `dest` under a temporary name and renames it over, so a database replaying the
 /// file never reads a partial one (a restore_command delivery, from the store or a local spool).
-pub async fn deliver_file(data: &[u8], dest: &std::path::Path) -> Result<(), FormatError> {
+/// Written from the caller's buffer on a blocking thread: `tokio::fs::write` would first copy a
+/// 16 MiB segment into a buffer of its own.
+pub async fn deliver_file(data: Vec<u8>, dest: &std::path::Path) -> Result<(), FormatError> {
     let tmp = dest.with_extension("btar-tmp");
-    tokio::fs::write(&tmp, data)
+    let at = tmp.clone();
+    tokio::task::spawn_blocking(move || std::fs::write(&at, data))
         .await
+        .map_err(|e| FormatError::Task(e.to_string()))?
         .map_err(|e| FormatError::io(tmp.display().to_string(), e))?;
     tokio::fs::rename(&tmp, dest)
         .await

@@ -39,7 +39,7 @@ impl FileReader {
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<u64, FormatError> {
         if manifest.is_packed() {
-            // Ranged reads of up to 2 MiB (stored and opened): a few in flight per file keep
+            // Ranged reads of up to 1 MiB (stored and opened): a few in flight per file keep
             // memory flat while the next range downloads and decrypts during the write.
             let ahead = self.read_ahead.div_ceil(4).clamp(2, 3);
             return packed::write_to(
@@ -149,7 +149,8 @@ impl FileReader {
         let file = tokio::fs::File::create(&p)
             .await
             .map_err(|x| FormatError::io(p.display().to_string(), x))?;
-        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        // Small: tokio's File holds a copy of each write until its blocking thread has written it.
+        let mut out = tokio::io::BufWriter::with_capacity(256 << 10, file);
         let n = self.write_to(manifest, e, &mut out, progress).await?;
         out.into_inner()
             .sync_all()

@@ -17,10 +17,10 @@ use crate::pack::known::IndexCache;
 use crate::pack::{OpenFrame, PackId, PackIndex};
 
 /// Largest ranged GET: adjacent frames are fetched together up to this many stored bytes...
-pub(crate) const MAX_RANGE: u64 = 2 << 20;
+pub(crate) const MAX_RANGE: u64 = 1 << 20;
 /// ...and up to this many bytes once opened: database pages often compress 20:1, so a range capped
 /// by stored bytes alone would hold tens of MiB of plaintext per request in flight.
-pub(crate) const MAX_RANGE_PLAIN: usize = 2 << 20;
+pub(crate) const MAX_RANGE_PLAIN: usize = 1 << 20;
 
 /// A frame by pack-table slot and frame number.
 type FrameKey = (u32, usize);

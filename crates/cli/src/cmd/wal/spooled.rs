@@ -188,10 +188,11 @@ async fn fetch_at(
     if let (Some(sp), Some(dir)) = (spool, &log_dir)
         && let Some(plain) = take_or_wait(sp, loc, dir, name).await
     {
-        btar_format::deliver_file(&plain, dest).await?;
+        let len = plain.len() as u64;
+        btar_format::deliver_file(plain, dest).await?;
         sp.record_hit(name);
         tracing::debug!(file = name, "delivered from the spool");
-        ahead(ctx, sp, engine, service, loc, name, plain.len() as u64);
+        ahead(ctx, sp, engine, service, loc, name, len);
         return Ok(true);
     }
     if !engine.fetch_log(loc, name, dest).await? {
