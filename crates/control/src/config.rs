@@ -39,6 +39,7 @@ pub struct StorageSettings {
     pub frame_size_kib: usize,
     /// Size at which a pack is sealed and uploaded.
     pub pack_size_mib: usize,
+    /// Files a backup reads at once.
     pub parallel_files: usize,
     /// Retention repacks a pack whose live blocks are less than this share of it (restic's
     /// `prune`); 0 turns repacking off.
@@ -51,6 +52,13 @@ pub struct StorageSettings {
 }
 
 impl StorageSettings {
+    /// Files a restore writes at once: twice a backup's, since each holds only a few compressed
+    /// ranges (measured on pgbench scale 30 from S3: 8 files 0.8 s and 4 files 0.9 s, both at
+    /// 41 MiB peak RSS).
+    pub fn restore_parallel_files(&self) -> usize {
+        self.parallel_files.saturating_mul(2)
+    }
+
     /// Accepted ranges: blocks of 1 KiB to 1 MiB (a page of any engine), frames up to 16 MiB (the
     /// largest a reader decompresses at once), packs up to 4 GiB; zstd's regular levels.
     const RANGES: [(&'static str, i64, i64); 6] = [

@@ -115,7 +115,7 @@ impl ControlPlane {
             settings: vec![],
             start: true,
             agent: self.agent_settings(&src),
-            parallel: self.config().storage.parallel_files,
+            parallel: self.config().storage.restore_parallel_files(),
             promote_timeout: Duration::from_secs(3600),
         };
         // The fork archives from its promotion on, before any backup of its own: its location

@@ -94,7 +94,7 @@ impl ControlPlane {
             settings: run.settings,
             start: run.start,
             agent: self.agent_settings(&svc),
-            parallel: self.config().storage.parallel_files,
+            parallel: self.config().storage.restore_parallel_files(),
             promote_timeout: run.promote_timeout,
         };
         let outcome = self.restore_from(&loc, &req, progress).await?;

@@ -14,12 +14,15 @@ use crate::manifest::Manifest;
 
 use super::index::{PackId, PackIndex};
 
-/// Opened pack indexes of one location, each fetched once.
+/// Opened pack indexes of one location, each fetched once — also when several files of a restore
+/// ask for the same index at the same moment (they wait for the one fetch).
 #[derive(Debug, Clone)]
 pub struct IndexCache {
     loc: Location,
-    map: Arc<Mutex<HashMap<PackId, Arc<PackIndex>>>>,
+    map: Arc<Mutex<HashMap<PackId, Slot>>>,
 }
+
+type Slot = Arc<tokio::sync::OnceCell<Arc<PackIndex>>>;
 
 impl IndexCache {
     pub fn new(loc: Location) -> Self {
@@ -29,22 +32,26 @@ impl IndexCache {
         }
     }
 
+    fn slot(&self, id: &PackId) -> Slot {
+        match self.map.lock() {
+            Ok(mut m) => m.entry(*id).or_default().clone(),
+            Err(_) => Slot::default(),
+        }
+    }
+
     pub async fn get(&self, id: &PackId) -> Result<Arc<PackIndex>, FormatError> {
-        if let Some(i) = self.map.lock().ok().and_then(|m| m.get(id).cloned()) {
-            return Ok(i);
-        }
-        let idx = Arc::new(self.loc.get_pack_index(id).await?);
-        if let Ok(mut m) = self.map.lock() {
-            m.insert(*id, idx.clone());
-        }
-        Ok(idx)
+        let slot = self.slot(id);
+        let idx = slot
+            .get_or_try_init(|| async {
+                Ok::<_, FormatError>(Arc::new(self.loc.get_pack_index(id).await?))
+            })
+            .await?;
+        Ok(idx.clone())
     }
 
     /// Keeps an index opened elsewhere (verify reads every pack whole anyway).
     pub fn insert(&self, id: PackId, index: PackIndex) {
-        if let Ok(mut m) = self.map.lock() {
-            m.insert(id, Arc::new(index));
-        }
+        let _ = self.slot(&id).set(Arc::new(index));
     }
 
     /// The indexes of every pack of `m`, fetched `parallel` at a time, in table order.

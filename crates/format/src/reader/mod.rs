@@ -39,8 +39,8 @@ impl FileReader {
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<u64, FormatError> {
         if manifest.is_packed() {
-            // Ranged reads of up to 1 MiB (stored and opened): a few in flight per file keep
-            // memory flat while the next range downloads and decrypts during the write.
+            // Ranged reads of up to 2 MiB stored, kept sealed until just before use: a few in
+            // flight per file keep memory flat while the next range downloads during the write.
             let ahead = self.read_ahead.div_ceil(4).clamp(2, 3);
             return packed::write_to(
                 &self.loc,

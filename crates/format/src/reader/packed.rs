@@ -1,12 +1,15 @@
 //! Reading a format v2 file: its extents are resolved through the pack indexes into the frames that
 //! hold its blocks; frames are fetched with ranged GETs (adjacent frames of a pack in one request),
-//! several requests in flight, opened and checked off the async threads, and the blocks written in
-//! file order. A frame needed again later in the file (an incremental's scattered pages) is kept
-//! until its last use, so nothing is fetched twice.
+//! several requests in flight, and kept sealed — compressed — until just before their blocks are
+//! written: a few frames ahead are opened and checked off the async threads, so memory is bound by
+//! stored bytes in flight plus a few opened frames, however well the pages compress. A frame needed
+//! again later in the file (an incremental's scattered pages) stays open until its last use, so
+//! nothing is fetched twice.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -16,11 +19,12 @@ use crate::manifest::{FileEntry, Manifest};
 use crate::pack::known::IndexCache;
 use crate::pack::{OpenFrame, PackId, PackIndex};
 
-/// Largest ranged GET: adjacent frames are fetched together up to this many stored bytes...
-pub(crate) const MAX_RANGE: u64 = 1 << 20;
-/// ...and up to this many bytes once opened: database pages often compress 20:1, so a range capped
-/// by stored bytes alone would hold tens of MiB of plaintext per request in flight.
-pub(crate) const MAX_RANGE_PLAIN: usize = 1 << 20;
+/// Largest ranged GET, in stored bytes: adjacent frames are fetched together up to this. Pages
+/// often compress 20:1, so this is tens of MiB of a file per request, kept compressed.
+pub(crate) const MAX_RANGE: u64 = 2 << 20;
+
+/// Frames opened ahead of the one being written (decrypting and decompressing overlaps writing).
+const OPEN_AHEAD: usize = 4;
 
 /// A frame by pack-table slot and frame number.
 type FrameKey = (u32, usize);
@@ -31,35 +35,49 @@ pub(crate) struct RangeRead {
     pub pack: PackId,
     pub index: Arc<PackIndex>,
     pub frames: std::ops::Range<usize>,
-    /// Plaintext bytes of those frames.
-    pub plain: usize,
 }
 
-impl RangeRead {
-    /// Fetches the range and opens each frame in it.
-    pub(crate) async fn fetch(
-        self,
-        loc: &Location,
-    ) -> Result<Vec<(FrameKey, Arc<OpenFrame>)>, FormatError> {
-        let start = self.index.frames[self.frames.start].offset;
-        let end = self.index.frames[self.frames.end - 1].end();
-        let bytes = loc.get_pack_range(&self.pack, start..end).await?;
-        let loc = loc.clone();
+/// A frame as fetched, still sealed.
+pub(crate) struct SealedFrame {
+    key: FrameKey,
+    pack: PackId,
+    index: Arc<PackIndex>,
+    sealed: Bytes,
+}
+
+impl SealedFrame {
+    /// Opens and checks the frame off the async threads.
+    async fn open(self, loc: Location) -> Result<(FrameKey, Arc<OpenFrame>), FormatError> {
         tokio::task::spawn_blocking(move || {
-            let key = loc.pack_key(&self.pack);
-            self.frames
-                .clone()
-                .map(|f| {
-                    let e = &self.index.frames[f];
-                    let at = (e.offset - start) as usize;
-                    let sealed = &bytes[at..at + e.sealed_len as usize];
-                    let open = loc.open_frame(&key, e, sealed)?;
-                    Ok(((self.slot, f), Arc::new(open)))
-                })
-                .collect()
+            let e = &self.index.frames[self.key.1];
+            let open = loc.open_frame(&loc.pack_key(&self.pack), e, &self.sealed)?;
+            Ok((self.key, Arc::new(open)))
         })
         .await
         .map_err(|e| FormatError::Task(e.to_string()))?
+    }
+}
+
+impl RangeRead {
+    /// Fetches the range; its frames stay sealed.
+    pub(crate) async fn fetch(self, loc: &Location) -> Result<Vec<SealedFrame>, FormatError> {
+        let start = self.index.frames[self.frames.start].offset;
+        let end = self.index.frames[self.frames.end - 1].end();
+        let bytes = loc.get_pack_range(&self.pack, start..end).await?;
+        Ok(self
+            .frames
+            .clone()
+            .map(|f| {
+                let e = &self.index.frames[f];
+                let at = (e.offset - start) as usize;
+                SealedFrame {
+                    key: (self.slot, f),
+                    pack: self.pack,
+                    index: self.index.clone(),
+                    sealed: bytes.slice(at..at + e.sealed_len as usize),
+                }
+            })
+            .collect())
     }
 }
 
@@ -75,10 +93,8 @@ pub(crate) fn plan_reads(
             && r.slot == slot
             && r.frames.end == f
             && index.frames[f].end() - index.frames[r.frames.start].offset <= MAX_RANGE
-            && r.plain + index.frames[f].plain_len() <= MAX_RANGE_PLAIN
         {
             r.frames.end += 1;
-            r.plain += index.frames[f].plain_len();
             continue;
         }
         reads.push(RangeRead {
@@ -86,7 +102,6 @@ pub(crate) fn plan_reads(
             pack: *pack,
             index: index.clone(),
             frames: f..f + 1,
-            plain: index.frames[f].plain_len(),
         });
     }
     reads
@@ -185,21 +200,26 @@ pub(crate) async fn write_to<W: AsyncWrite + Unpin>(
     }
     // Boxed futures built up front (they start only when polled): a stream of borrowing closures is
     // not provably `Send` for every lifetime, which callers spawning a restore need.
-    type Fetch<'a> =
-        futures::future::BoxFuture<'a, Result<Vec<(FrameKey, Arc<OpenFrame>)>, FormatError>>;
+    type Fetch<'a> = futures::future::BoxFuture<'a, Result<Vec<SealedFrame>, FormatError>>;
     let reads: Vec<Fetch<'_>> = plan_reads(&order, &packs)
         .into_iter()
         .map(|r| Box::pin(r.fetch(loc)) as Fetch<'_>)
         .collect();
-    let mut fetched = futures::stream::iter(reads).buffered(read_ahead.max(1));
+    let opener = loc.clone();
+    let mut opened = futures::stream::iter(reads)
+        .buffered(read_ahead.max(1))
+        .map_ok(|frames| futures::stream::iter(frames.into_iter().map(Ok::<_, FormatError>)))
+        .try_flatten()
+        .map_ok(move |f| f.open(opener.clone()))
+        .try_buffered(OPEN_AHEAD);
     let mut live: HashMap<FrameKey, Arc<OpenFrame>> = HashMap::new();
     let mut written = 0u64;
     for (k, slot) in needs {
         while !live.contains_key(&k) {
-            let Some(frames) = fetched.try_next().await? else {
+            let Some((key, frame)) = opened.try_next().await? else {
                 return Err(FormatError::Task("frame plan ended early".into()));
             };
-            live.extend(frames);
+            live.insert(key, frame);
         }
         let block_len = {
             let frame = &live[&k];
