@@ -11,6 +11,7 @@ mod binlog;
 mod engine;
 mod restore;
 mod tools;
+pub mod xbstream;
 
 pub use backup::{BinlogPoint, MysqlMeta};
 pub use engine::MysqlEngine;
