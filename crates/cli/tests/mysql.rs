@@ -407,6 +407,10 @@ fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
         );
         assert!(out.status.success(), "wal-push {n}: {}", describe(&out));
     }
+    // The window ends at the last archived event (read from the file), not when the file reached
+    // `away`.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before_ship = chrono::Utc::now();
     let shipped = json(&config, &["replicate"]);
     eprintln!("replicate: {shipped}");
     let away_log = |name: &str| {
@@ -418,6 +422,12 @@ fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
             })
     };
     assert!(away_log("binlog.000003").is_some(), "{shipped}");
+    let listed = json(&config, &["backup", "list", SVC]);
+    let end = listed["pitr"]["additional_regions"][0]["pitr_range_end"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("no window end for away: {listed}"));
+    assert!(end > target && end < before_ship, "{listed}");
 
     let restore = |sub: &str, extra: &[&str]| {
         let data_dir = dir.path().join(sub);

@@ -115,12 +115,16 @@ pub async fn archived(loc: &Location, like: &str) -> Result<BTreeMap<u64, String
         .await?)
 }
 
-/// Fetches the binlog files from `point` (a backup's consistent point) to `target` into `into`,
-/// refusing a gap on the way (naming the missing file). Files past the target's second are not
-/// fetched.
+/// Fetches the binlog files from `point` (a backup's consistent point, reached at `point_time`) to
+/// `target` into `into`, refusing a gap on the way (naming the missing file). Files past the
+/// target's second are not fetched. A time target is reached only when an archived event is
+/// stamped at or after it (a closed file ends with its rotation's event), or when it is not after
+/// the backup itself: otherwise changes before it may sit in a binlog not archived yet, and the
+/// target is refused.
 pub async fn plan(
     loc: &Location,
     point: &BinlogPoint,
+    point_time: DateTime<Utc>,
     target: &Target,
     into: &Path,
 ) -> Result<Plan, EngineError> {
@@ -159,6 +163,19 @@ pub async fn plan(
         if !present {
             if have.range(n + 1..).next().is_none() {
                 // The end of the archive: nothing past it to replay.
+                if let Target::Time(t) = target
+                    && *t > point_time
+                {
+                    let last = plan
+                        .last_event
+                        .map(|l| format!("its last event is stamped {}", l.to_rfc3339()))
+                        .unwrap_or_else(|| "it holds no event after the backup".into());
+                    return Err(EngineError::Invalid(format!(
+                        "target {} is past the binlog archived in region `{region}`: {last}, and {name} \
+                         (which may hold changes before the target) is not archived there yet",
+                        t.to_rfc3339()
+                    )));
+                }
                 return Ok(plan);
             }
             let newest = have.values().next_back().cloned().unwrap_or_default();

@@ -51,8 +51,10 @@ pub struct Survey {
 
 /// Every sound backup of the location (oldest first), the damaged ones apart. The window runs from
 /// the oldest backup's end to the end of the binlog archive reachable from the newest backup without
-/// crossing a gap: the archive time of the last file of that run (read from the listing, so cheap;
-/// a file's events all precede its archiving), or the newest backup's end when none is archived.
+/// crossing a gap: the time of the last event of the last file of that run (its header read after
+/// fetching it, when it is at most [`EXACT_END_BYTES`]; else that file's archive time, an upper
+/// bound a restore then checks against the events), or the newest backup's end when none is
+/// archived.
 pub async fn window(loc: &Location) -> Result<Survey, EngineError> {
     let mut backups = vec![];
     let mut damaged = vec![];
@@ -83,7 +85,7 @@ pub async fn window(loc: &Location) -> Result<Survey, EngineError> {
         && let Some(first) = NumberedFiles.position(&meta.binlog.file)
     {
         let fam = binlog::family(&meta.binlog.file)?;
-        let mut files: BTreeMap<u64, (String, DateTime<Utc>)> = BTreeMap::new();
+        let mut files: BTreeMap<u64, (String, DateTime<Utc>, u64)> = BTreeMap::new();
         let mut logs = loc.list_logs();
         while let Some(o) = logs.try_next().await? {
             if let Some(p) = NumberedFiles.position(&o.name)
@@ -91,13 +93,19 @@ pub async fn window(loc: &Location) -> Result<Survey, EngineError> {
                 && p.family == fam
                 && p.number >= first.number
             {
-                files.insert(p.number, (o.name, o.last_modified));
+                files.insert(p.number, (o.name, o.last_modified, o.size));
             }
         }
         let mut n = first.number;
-        while let Some((_, at)) = files.get(&n) {
+        while let Some((_, at, _)) = files.get(&n) {
             archive_end = archive_end.max(Some(*at));
             n += 1;
+        }
+        if let Some((name, _, size)) = n.checked_sub(1).and_then(|l| files.get(&l))
+            && *size <= EXACT_END_BYTES
+            && let Some(t) = last_event_time(loc, name).await?
+        {
+            archive_end = Some(t);
         }
         if files.range(n..).next().is_some() {
             gap = Some(NumberedFiles.name_of(&meta.binlog.file, n));
@@ -115,6 +123,30 @@ pub async fn window(loc: &Location) -> Result<Survey, EngineError> {
         backups,
         gap,
     })
+}
+
+/// Archived binlog files up to this size (stored, so sealed and compressed) are fetched to read the
+/// time of their last event for the window's end.
+pub const EXACT_END_BYTES: u64 = 16 << 20;
+
+/// The time of the last event of an archived binlog file; `None` when it is gone or holds none.
+async fn last_event_time(loc: &Location, name: &str) -> Result<Option<DateTime<Utc>>, EngineError> {
+    let tmp = tempfile::Builder::new()
+        .prefix("btar-binlog-end-")
+        .tempdir()
+        .map_err(|e| EngineError::Failed(format!("temporary directory: {e}")))?;
+    let path = tmp.path().join(name);
+    if !binlog::fetch(loc, name, &path).await? {
+        return Ok(None);
+    }
+    let evs = tokio::task::spawn_blocking(move || replay::events(&path, 0))
+        .await
+        .map_err(|e| EngineError::Failed(format!("reading {name}: {e}")))??;
+    Ok(evs
+        .iter()
+        .map(|e| e.when)
+        .max()
+        .and_then(|t| DateTime::from_timestamp(t, 0)))
 }
 
 fn choose(
@@ -461,7 +493,14 @@ pub async fn run(
     ensure_empty_dir(dir).await?;
     // The binlogs first, from this same location: a gap is refused before anything is written.
     let staging = staging_dir(dir)?;
-    let plan = replay::plan(loc, &meta.binlog, &req.target, staging.path()).await?;
+    let plan = replay::plan(
+        loc,
+        &meta.binlog,
+        meta.backup_stop_time,
+        &req.target,
+        staging.path(),
+    )
+    .await?;
     if plan.changes && !req.start {
         return Err(EngineError::Invalid(format!(
             "restoring backup `{}` to {:?} replays {} archived binlog file(s) into the restored server: add --start",
