@@ -505,6 +505,15 @@ fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
 
     // binlog.000002 lost from the secondary's archive: neither T nor latest can be reached.
     std::fs::remove_file(away_log("binlog.000002").unwrap()).unwrap();
+    // `verify` names the hole, for the location and for the backup whose own file it is.
+    for extra in [vec![], vec!["--backup", second.as_str()]] {
+        let mut args = vec!["--output", "json", "verify", SVC, "--region", "away"];
+        args.extend(extra);
+        let out = btar_with(&config, &args);
+        assert_eq!(out.status.code(), Some(2), "verify: {}", describe(&out));
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(report.contains("logs/binlog/binlog.000002"), "{report}");
+    }
     for (sub, extra) in [
         ("gap-target", vec!["--target-time", &target_s]),
         ("gap-latest", vec![]),

@@ -8,7 +8,6 @@
 //! the target's second (`--stop-datetime` stops at the first event at or after it), so a restore
 //! never holds a change made after the target.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,7 +16,6 @@ use btar_engine::log::NumberedFiles;
 use btar_engine::{EngineError, LogSequence, Target};
 use btar_format::Location;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use tokio::process::Command;
 
 use crate::MysqlSettings;
@@ -100,21 +98,6 @@ fn at_second(t: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t, 0)
 }
 
-/// Archived binlog files of the family of `like`, by number.
-pub async fn archived(loc: &Location, like: &str) -> Result<BTreeMap<u64, String>, EngineError> {
-    let fam = binlog::family(like)?;
-    let seq = NumberedFiles;
-    Ok(loc
-        .list_logs()
-        .try_filter_map(|o| {
-            let pos = seq.position(&o.name);
-            let keep = o.timeline == fam && pos.as_ref().is_some_and(|p| p.family == fam);
-            async move { Ok(pos.filter(|_| keep).map(|p| (p.number, o.name))) }
-        })
-        .try_collect()
-        .await?)
-}
-
 /// Fetches the binlog files from `point` (a backup's consistent point, reached at `point_time`) to
 /// `target` into `into`, refusing a gap on the way (naming the missing file). Files past the
 /// target's second are not fetched. A time target is reached only when an archived event is
@@ -144,7 +127,7 @@ pub async fn plan(
             )));
         }
     };
-    let have = archived(loc, &point.file).await?;
+    let run = binlog::run_from(loc, &point.file).await?;
     let region = loc.region().name();
     let mut plan = Plan {
         files: vec![],
@@ -159,9 +142,9 @@ pub async fn plan(
     loop {
         let name = seq.name_of(&point.file, n);
         let path = into.join(&name);
-        let present = have.contains_key(&n) && binlog::fetch(loc, &name, &path).await?;
+        let present = n < run.end && binlog::fetch(loc, &name, &path).await?;
         if !present {
-            if have.range(n + 1..).next().is_none() {
+            if run.files.range(n + 1..).next().is_none() {
                 // The end of the archive: nothing past it to replay.
                 if let Target::Time(t) = target
                     && *t > point_time
@@ -178,7 +161,12 @@ pub async fn plan(
                 }
                 return Ok(plan);
             }
-            let newest = have.values().next_back().cloned().unwrap_or_default();
+            let newest = run
+                .files
+                .values()
+                .next_back()
+                .map(|o| o.name.clone())
+                .unwrap_or_default();
             let until = plan
                 .last_event
                 .map(|t| t.to_rfc3339())

@@ -15,13 +15,8 @@ use btar_engine::{
     AgentSettings, DamagedBackup, EngineError, Progress, Reached, RestoreOutcome, RestoreRequest,
     Target, Window,
 };
-use std::collections::BTreeMap;
-
-use btar_engine::LogSequence;
-use btar_engine::log::NumberedFiles;
 use btar_format::{FileReader, FormatError, Location, Manifest, time_of_backup_name};
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use tokio::process::Command;
 
 use crate::backup::MysqlMeta;
@@ -81,35 +76,16 @@ pub async fn window(loc: &Location) -> Result<Survey, EngineError> {
     }
     let newest = backups.last().map(|(_, m)| m.backup_stop_time);
     let (mut archive_end, mut gap) = (None, None);
-    if let Some((_, meta)) = backups.last()
-        && let Some(first) = NumberedFiles.position(&meta.binlog.file)
-    {
-        let fam = binlog::family(&meta.binlog.file)?;
-        let mut files: BTreeMap<u64, (String, DateTime<Utc>, u64)> = BTreeMap::new();
-        let mut logs = loc.list_logs();
-        while let Some(o) = logs.try_next().await? {
-            if let Some(p) = NumberedFiles.position(&o.name)
-                && o.timeline == fam
-                && p.family == fam
-                && p.number >= first.number
-            {
-                files.insert(p.number, (o.name, o.last_modified, o.size));
-            }
-        }
-        let mut n = first.number;
-        while let Some((_, at, _)) = files.get(&n) {
-            archive_end = archive_end.max(Some(*at));
-            n += 1;
-        }
-        if let Some((name, _, size)) = n.checked_sub(1).and_then(|l| files.get(&l))
-            && *size <= EXACT_END_BYTES
-            && let Some(t) = last_event_time(loc, name).await?
+    if let Some((_, meta)) = backups.last() {
+        let run = binlog::run_from(loc, &meta.binlog.file).await?;
+        archive_end = run.last().map(|o| o.last_modified);
+        if let Some(o) = run.last()
+            && o.size <= EXACT_END_BYTES
+            && let Some(t) = last_event_time(loc, &o.name).await?
         {
             archive_end = Some(t);
         }
-        if files.range(n..).next().is_some() {
-            gap = Some(NumberedFiles.name_of(&meta.binlog.file, n));
-        }
+        gap = run.gap;
     }
     let window = Window {
         region: loc.region().name().into(),
