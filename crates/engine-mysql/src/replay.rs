@@ -8,7 +8,7 @@
 //! the target's second (`--stop-datetime` stops at the first event at or after it), so a restore
 //! never holds a change made after the target.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -47,8 +47,9 @@ pub struct Event {
 /// truncated trailing event ends the walk.
 pub fn events(path: &Path, from: u64) -> Result<Vec<Event>, EngineError> {
     let fail = |e: std::io::Error| EngineError::Failed(format!("reading {}: {e}", path.display()));
-    let mut f = std::fs::File::open(path).map_err(fail)?;
-    let len = f.metadata().map_err(fail)?.len();
+    let file = std::fs::File::open(path).map_err(fail)?;
+    let len = file.metadata().map_err(fail)?.len();
+    let mut f = BufReader::with_capacity(1 << 16, file);
     let mut magic = [0u8; 4];
     if f.read_exact(&mut magic).is_err() || &magic != MAGIC {
         return Err(EngineError::Damaged(format!(
@@ -57,10 +58,10 @@ pub fn events(path: &Path, from: u64) -> Result<Vec<Event>, EngineError> {
         )));
     }
     let mut at = from.max(4);
+    f.seek(SeekFrom::Start(at)).map_err(fail)?;
     let mut out = vec![];
     let mut h = [0u8; HEADER as usize];
     while at + HEADER <= len {
-        f.seek(SeekFrom::Start(at)).map_err(fail)?;
         f.read_exact(&mut h).map_err(fail)?;
         let when = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let size = u32::from_le_bytes([h[9], h[10], h[11], h[12]]) as u64;
@@ -74,6 +75,8 @@ pub fn events(path: &Path, from: u64) -> Result<Vec<Event>, EngineError> {
             end: at + size,
         });
         at += size;
+        // Within the buffer when the event is: no system call per event.
+        f.seek_relative((size - HEADER) as i64).map_err(fail)?;
     }
     Ok(out)
 }
@@ -177,7 +180,10 @@ pub async fn plan(
             )));
         }
         let from = if n == first.number { point.position } else { 4 };
-        let evs = events(&path, from)?;
+        let walked = path.clone();
+        let evs = tokio::task::spawn_blocking(move || events(&walked, from))
+            .await
+            .map_err(|e| EngineError::Failed(format!("reading {name}: {e}")))??;
         plan.files.push(path);
         let cut = stop_secs.and_then(|s| evs.iter().position(|e| e.when >= s));
         let replayed = &evs[..cut.unwrap_or(evs.len())];
