@@ -565,7 +565,12 @@ pub async fn run(
             last_commit_time: plan.last_event,
         });
         outcome.conninfo = Some(agent.describe());
-        outcome.agent = AgentSettings::from_typed(&agent).ok();
+        // What a fork registers is shown by the API, which masks only a `conninfo`: no password.
+        let shown = MysqlSettings {
+            password: None,
+            ..agent
+        };
+        outcome.agent = AgentSettings::from_typed(&shown).ok();
     }
     Ok(outcome)
 }

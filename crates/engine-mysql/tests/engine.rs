@@ -220,3 +220,49 @@ async fn a_time_past_the_archived_binlog_is_refused_until_the_binlog_is_archived
     assert!(err.to_string().contains("--start"), "{err}");
     assert_eq!(std::fs::read_dir(&data_dir).unwrap().count(), 0);
 }
+
+/// Replay reaches the restored server as btar reached the source: an account with a password (in
+/// a private option file, never on a command line). Latest = the backup plus the archived binlog.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_into_the_restored_server_uses_the_sources_account_and_password() {
+    let dir = TestDir::new();
+    let db = MariaDb::start(&dir, "source");
+    db.sql(r#"CREATE USER 'bk'@'127.0.0.1' IDENTIFIED BY 'p w"\\x#1'; GRANT ALL ON *.* TO 'bk'@'127.0.0.1';
+              CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY); INSERT INTO shop.t VALUES (1), (2)"#);
+    let settings = AgentSettings(serde_json::json!({
+        "host": "127.0.0.1", "port": db.port, "user": "bk", "password": "p w\"\\x#1"
+    }));
+    let loc = location().await;
+    let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
+    MysqlEngine
+        .backup(&writer, &settings, BackupOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    db.sql(
+        "INSERT INTO shop.t VALUES (3), (4); DELETE FROM shop.t WHERE id = 1; FLUSH BINARY LOGS",
+    );
+    MysqlEngine
+        .push_log(&loc, &db.data_dir.join("binlog.000001"))
+        .await
+        .unwrap();
+    let data_dir = dir.path().join("restored");
+    let port = btar_testkit::free_port();
+    let req = RestoreRequest {
+        start: true,
+        port: Some(port),
+        agent: Some(settings.clone()),
+        ..request(Target::Latest, &data_dir)
+    };
+    let out = MysqlEngine.restore(&loc, &req, &NoProgress).await;
+    let restored = MariaDb::adopt(&data_dir, port);
+    let out = out.unwrap();
+    let reached = out.reached.unwrap();
+    assert!(reached.lsn.starts_with("binlog.000001:"), "{reached:?}");
+    assert!(reached.last_commit_time.is_some(), "{reached:?}");
+    // The account's password is not kept in what a fork would register.
+    assert!(out.agent.is_some_and(|a| a.0.get("password").is_none()));
+    assert_eq!(
+        restored.sql("SELECT GROUP_CONCAT(id ORDER BY id) FROM shop.t"),
+        "2,3,4"
+    );
+}
