@@ -473,6 +473,11 @@ fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
             .is_some_and(|l| l.starts_with("binlog.000002:")),
         "{r}"
     );
+    let last_commit = r["restore"]["reached"]["last_commit_time"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("no last commit: {r}"));
+    assert!(last_commit < target, "{r}");
     assert_eq!(state(&at_t), at_target);
     drop(at_t);
 
@@ -484,6 +489,31 @@ fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
     assert_eq!(r["restore"]["backup"], second.as_str(), "{r}");
     assert_eq!(state(&latest), last);
     drop(latest);
+
+    // Fork & restore from the secondary to T: the same point, a new service.
+    let fork_dir = dir.path().join("fork");
+    let fork_port = free_port();
+    let forked = json(
+        &config,
+        &[
+            "fork",
+            SVC,
+            "--name",
+            "shop-dr",
+            "--source",
+            "secondary",
+            "--target-time",
+            &target_s,
+            "--data-dir",
+            fork_dir.to_str().unwrap(),
+            "--port",
+            &fork_port.to_string(),
+        ],
+    );
+    let fork = MariaDb::adopt(&fork_dir, fork_port);
+    eprintln!("fork: {forked}");
+    assert_eq!(state(&fork), at_target, "{forked}");
+    drop(fork);
 
     // Outside the window, before the first backup and after the archive: refused, naming it; the
     // directory is left empty.

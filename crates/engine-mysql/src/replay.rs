@@ -26,8 +26,10 @@ use crate::tools::{Conn, program};
 /// The binlog file magic, then events of a 19-byte common header each.
 const MAGIC: &[u8; 4] = b"\xfebin";
 const HEADER: u64 = 19;
-/// Event types that carry changes: QUERY_EVENT and MariaDB's GTID_EVENT (one per transaction).
+/// Event types that carry changes: QUERY_EVENT, XID_EVENT (a commit) and MariaDB's GTID_EVENT (one
+/// per transaction).
 const QUERY_EVENT: u8 = 2;
+const XID_EVENT: u8 = 16;
 const GTID_EVENT: u8 = 162;
 
 /// One event of a binlog file, from its common header.
@@ -91,10 +93,11 @@ pub struct Plan {
     pub stop: Option<DateTime<Utc>>,
     /// Where the replay ends: the first event not replayed, or the end of the last file.
     pub reached: BinlogPoint,
-    /// Time of the last event replayed.
+    /// Time of the last event replayed (of any kind: a rotation too).
     pub last_event: Option<DateTime<Utc>>,
-    /// Whether any replayed event changes data (a transaction or a statement).
-    pub changes: bool,
+    /// Time of the last replayed event that changes data (a transaction or a statement); `None`
+    /// when none does.
+    pub last_change: Option<DateTime<Utc>>,
 }
 
 fn at_second(t: i64) -> Option<DateTime<Utc>> {
@@ -138,7 +141,7 @@ pub async fn plan(
         stop: stop_secs.and_then(at_second),
         reached: point.clone(),
         last_event: None,
-        changes: false,
+        last_change: None,
     };
     plan.reached.gtid = None;
     let mut n = first.number;
@@ -187,9 +190,12 @@ pub async fn plan(
         plan.files.push(path);
         let cut = stop_secs.and_then(|s| evs.iter().position(|e| e.when >= s));
         let replayed = &evs[..cut.unwrap_or(evs.len())];
-        plan.changes |= replayed
+        let changed = replayed
             .iter()
-            .any(|e| matches!(e.kind, QUERY_EVENT | GTID_EVENT));
+            .filter(|e| matches!(e.kind, QUERY_EVENT | XID_EVENT | GTID_EVENT))
+            .map(|e| e.when)
+            .max();
+        plan.last_change = plan.last_change.max(changed.and_then(at_second));
         if let Some(last) = replayed.iter().map(|e| e.when).max() {
             plan.last_event = plan.last_event.max(at_second(last));
         }

@@ -477,7 +477,7 @@ pub async fn run(
         staging.path(),
     )
     .await?;
-    if plan.changes && !req.start {
+    if plan.last_change.is_some() && !req.start {
         return Err(EngineError::Invalid(format!(
             "restoring backup `{}` to {:?} replays {} archived binlog file(s) into the restored server: add --start",
             m.backup_name,
@@ -562,7 +562,7 @@ pub async fn run(
         outcome.reached = Some(Reached {
             timeline: 0,
             lsn: plan.reached.to_string(),
-            last_commit_time: plan.last_event,
+            last_commit_time: plan.last_change,
         });
         outcome.conninfo = Some(agent.describe());
         // What a fork registers is shown by the API, which masks only a `conninfo`: no password.
