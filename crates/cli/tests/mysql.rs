@@ -1,8 +1,9 @@
 //! MySQL/MariaDB through the CLI (issue 13, first slice): a real MariaDB started by the harness,
 //! `btar backup create` (mariadb-backup's xbstream into the home region, copied to `away`), a binlog
 //! file through `wal-push`/`wal-fetch`, `btar restore --region away --start` on another port with
-//! the rows of the backup's consistent point, a refused time target, and a flipped byte in a chunk
-//! of the secondary refused on restore.
+//! the rows of the backup's consistent point, a time target outside the window refused, and a
+//! flipped byte in a chunk of the secondary refused on restore. Point-in-time restore by binlog
+//! replay from the secondary: to a time, to latest, refusals outside the window and across a gap.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -192,10 +193,11 @@ fn mariadb_backup_copies_and_restores_from_the_secondary() {
     assert_eq!(fingerprint(&again), at_backup);
     drop(again);
 
-    // Time targets need binlog replay, which this slice does not do: refused, saying so.
+    // A time before the backup is outside the recoverable window: refused, naming the window.
     let (_none, out, _) = restore("by-time", &["--target-time", "2026-01-01T00:00:00Z"]);
-    let err = refused(&out, "time target restored");
-    assert!(err.contains("binlog replay"), "{err}");
+    let err = refused(&out, "time target before the backup restored");
+    assert!(err.contains("outside the recoverable window"), "{err}");
+    assert!(err.contains(" .. "), "{err}");
 
     // The secondary verifies clean; a list shows the backup in both locations.
     json(&config, &["verify", SVC, "--region", "away"]);
@@ -337,4 +339,225 @@ fn a_killed_mariadb_backup_leaves_nothing_visible_and_the_next_run_completes() {
         Some(1),
         "{listed}"
     );
+}
+
+/// `CHECKSUM TABLE` and the row count/CRC fingerprint: equal iff the same data.
+fn state(db: &MariaDb) -> (String, String) {
+    (db.sql("CHECKSUM TABLE shop.items"), fingerprint(db))
+}
+
+/// Point-in-time restore from the secondary by binlog replay. Two backups; writes between them and
+/// after; the state at a time T between the two backups recorded (with more than a second of quiet
+/// either side: binlog times have one-second resolution); every closed binlog pushed with
+/// `wal-push` and shipped by `btar replicate`. Restoring to T from `away` uses the first backup and
+/// replays up to T; restoring to latest uses the second and replays to the end of the archive.
+/// Targets outside the window and a missing binlog file in the middle are refused, naming them.
+#[test]
+fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
+    use std::time::Duration;
+    let dir = TestDir::new();
+    let regions = vec![
+        fs_region("home", &dir.sub("store-home")),
+        fs_region("away", &dir.sub("store-away")),
+    ];
+    let src = MariaDb::start(&dir, "source");
+    let config = dir.path().join("btar.toml");
+    write_config(&config, &regions, src.port);
+    src.sql(
+        "CREATE DATABASE shop; CREATE DATABASE seq; CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB; \
+         INSERT INTO shop.items SELECT seq, CONCAT('item-', seq * 7) FROM seq.seq_1_to_2000",
+    );
+    let first = json(&config, &["backup", "create", SVC]);
+    let first = first["backup_name"].as_str().unwrap().to_string();
+    let at_first = state(&src);
+
+    // After the first backup, before T: in binlog.000001, then a new file.
+    src.sql(
+        "INSERT INTO shop.items SELECT seq, CONCAT('a-', seq) FROM seq.seq_2001_to_3000; \
+         UPDATE shop.items SET v = 'updated-a' WHERE id % 10 = 0; DELETE FROM shop.items WHERE id % 17 = 0",
+    );
+    src.sql("FLUSH BINARY LOGS");
+    std::thread::sleep(Duration::from_millis(1500));
+    let target = chrono::Utc::now();
+    let at_target = state(&src);
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // After T: in binlog.000002, a second backup, more in binlog.000003.
+    src.sql(
+        "INSERT INTO shop.items SELECT seq, CONCAT('b-', seq) FROM seq.seq_3001_to_4000; \
+         UPDATE shop.items SET v = 'updated-b' WHERE id % 3 = 0",
+    );
+    let second = json(&config, &["backup", "create", SVC]);
+    let second = second["backup_name"].as_str().unwrap().to_string();
+    src.sql("INSERT INTO shop.items VALUES (900002, 'after the second backup')");
+    src.sql("FLUSH BINARY LOGS");
+    src.sql("DELETE FROM shop.items WHERE id BETWEEN 100 AND 199; INSERT INTO shop.items VALUES (900003, 'last')");
+    src.sql("FLUSH BINARY LOGS");
+    let last = state(&src);
+    // Each restore below holds changes only binlog replay can bring.
+    assert_ne!(at_target, at_first);
+    assert_ne!(last, at_target);
+
+    // Every closed binlog into the archive (binlog.000004 is the open one), then to `away`.
+    for n in 1..=3 {
+        let path = src.data_dir.join(format!("binlog.00000{n}"));
+        let out = btar_with(
+            &config,
+            &["wal-push", "--service", SVC, path.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "wal-push {n}: {}", describe(&out));
+    }
+    // The window ends at the last archived event (read from the file), not when the file reached
+    // `away`.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before_ship = chrono::Utc::now();
+    let shipped = json(&config, &["replicate"]);
+    eprintln!("replicate: {shipped}");
+    let away_log = |name: &str| {
+        files_under(&dir.path().join("store-away"))
+            .into_iter()
+            .find(|p| {
+                p.to_string_lossy()
+                    .ends_with(&format!("logs/binlog/{name}"))
+            })
+    };
+    assert!(away_log("binlog.000003").is_some(), "{shipped}");
+    let listed = json(&config, &["backup", "list", SVC]);
+    let end = listed["pitr"]["additional_regions"][0]["pitr_range_end"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("no window end for away: {listed}"));
+    assert!(end > target && end < before_ship, "{listed}");
+
+    let restore = |sub: &str, extra: &[&str]| {
+        let data_dir = dir.path().join(sub);
+        let port = free_port();
+        let (p, dd) = (port.to_string(), data_dir.display().to_string());
+        let mut args = vec![
+            "--output",
+            "json",
+            "restore",
+            SVC,
+            "--region",
+            "away",
+            "--data-dir",
+            &dd,
+            "--start",
+            "--port",
+            &p,
+            "--set",
+            "bind-address=127.0.0.1",
+            "--promote-timeout",
+            "60s",
+        ];
+        args.extend_from_slice(extra);
+        let out = btar_with(&config, &args);
+        (MariaDb::adopt(&data_dir, port), out, data_dir)
+    };
+    let report = |out: &std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "restore: {}", describe(out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // To T, from the secondary: the first backup and the binlogs up to T.
+    let t = Instant::now();
+    let target_s = target.to_rfc3339();
+    let (at_t, out, _) = restore("to-target", &["--target-time", &target_s]);
+    eprintln!("restore to T from away in {:?}", t.elapsed());
+    let r = report(&out);
+    assert_eq!(r["restore"]["region"], "away", "{r}");
+    assert_eq!(r["restore"]["backup"], first.as_str(), "{r}");
+    assert!(
+        r["restore"]["reached"]["lsn"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("binlog.000002:")),
+        "{r}"
+    );
+    let last_commit = r["restore"]["reached"]["last_commit_time"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("no last commit: {r}"));
+    assert!(last_commit < target, "{r}");
+    assert_eq!(state(&at_t), at_target);
+    drop(at_t);
+
+    // To latest: the second backup and every archived binlog after it.
+    let t = Instant::now();
+    let (latest, out, _) = restore("to-latest", &[]);
+    eprintln!("restore to latest from away in {:?}", t.elapsed());
+    let r = report(&out);
+    assert_eq!(r["restore"]["backup"], second.as_str(), "{r}");
+    assert_eq!(state(&latest), last);
+    drop(latest);
+
+    // Fork & restore from the secondary to T: the same point, a new service.
+    let fork_dir = dir.path().join("fork");
+    let fork_port = free_port();
+    let forked = json(
+        &config,
+        &[
+            "fork",
+            SVC,
+            "--name",
+            "shop-dr",
+            "--source",
+            "secondary",
+            "--target-time",
+            &target_s,
+            "--data-dir",
+            fork_dir.to_str().unwrap(),
+            "--port",
+            &fork_port.to_string(),
+        ],
+    );
+    let fork = MariaDb::adopt(&fork_dir, fork_port);
+    eprintln!("fork: {forked}");
+    assert_eq!(state(&fork), at_target, "{forked}");
+    drop(fork);
+
+    // Outside the window, before the first backup and after the archive: refused, naming it; the
+    // directory is left empty.
+    let (start, end) = (
+        (target - chrono::Duration::hours(1)).to_rfc3339(),
+        (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+    );
+    for (sub, t) in [("too-early", &start), ("too-late", &end)] {
+        let (_none, out, data_dir) = restore(sub, &["--target-time", t]);
+        let err = refused(&out, sub);
+        eprintln!("{sub}: {err}");
+        assert!(err.contains("outside the recoverable window"), "{err}");
+        assert!(err.contains("away") && err.contains(" .. "), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&data_dir).map(|d| d.count()).unwrap_or(0),
+            0
+        );
+    }
+
+    // binlog.000002 lost from the secondary's archive: neither T nor latest can be reached.
+    std::fs::remove_file(away_log("binlog.000002").unwrap()).unwrap();
+    // `verify` names the hole, for the location and for the backup whose own file it is.
+    for extra in [vec![], vec!["--backup", second.as_str()]] {
+        let mut args = vec!["--output", "json", "verify", SVC, "--region", "away"];
+        args.extend(extra);
+        let out = btar_with(&config, &args);
+        assert_eq!(out.status.code(), Some(2), "verify: {}", describe(&out));
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(report.contains("logs/binlog/binlog.000002"), "{report}");
+    }
+    for (sub, extra) in [
+        ("gap-target", vec!["--target-time", &target_s]),
+        ("gap-latest", vec![]),
+    ] {
+        let (_none, out, data_dir) = restore(sub, &extra);
+        let err = refused(&out, sub);
+        eprintln!("{sub}: {err}");
+        assert!(
+            err.contains("binlog.000002") && err.contains("missing"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&data_dir).map(|d| d.count()).unwrap_or(0),
+            0
+        );
+    }
 }

@@ -1,12 +1,13 @@
 //! The binlog archive, one file at a time: `base.NNNNNN` lives under `logs/<base>/<name>`, so each
 //! binlog base name is one family of [`NumberedFiles`] and one log directory.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use btar_engine::log::NumberedFiles;
 use btar_engine::{EngineError, LogSequence, watermarks};
 use btar_format::verify::Problem;
-use btar_format::{Location, LogPut};
+use btar_format::{Location, LogObject, LogPut};
 use bytes::Bytes;
 use futures::TryStreamExt;
 
@@ -46,16 +47,78 @@ pub async fn fetch(loc: &Location, name: &str, dest: &Path) -> Result<bool, Engi
     Ok(loc.fetch_log_to(&fam, name, dest).await?)
 }
 
-/// Holes in the binlog archive: for each family, the first missing file after the gap-free run.
-/// With `only`, just the family of that backup's consistent point, and only holes after it.
-pub async fn gaps(loc: &Location, only: Option<&str>) -> Result<Vec<Problem>, EngineError> {
-    let from = match only {
-        Some(b) => {
-            let m = loc.read_manifest(b).await?;
-            MysqlMeta::of(&m).and_then(|m| NumberedFiles.position(&m.binlog.file))
+/// The archived binlog files of one family from a backup's file onward, and where the gap-free run
+/// from that file ends.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Archived files of the family numbered from the backup's file on, by number.
+    pub files: BTreeMap<u64, LogObject>,
+    /// Number of the first file not archived: the run is `first..end`.
+    pub end: u64,
+    /// That file's name when a later one is archived: the hole a replay cannot pass.
+    pub gap: Option<String>,
+}
+
+impl Run {
+    /// The last file of the gap-free run, if the backup's own file is archived.
+    pub fn last(&self) -> Option<&LogObject> {
+        self.end.checked_sub(1).and_then(|n| self.files.get(&n))
+    }
+}
+
+/// The archive from binlog file `from` onward (a backup's consistent point's file).
+pub async fn run_from(loc: &Location, from: &str) -> Result<Run, EngineError> {
+    let fam = family(from)?;
+    let first = NumberedFiles
+        .position(from)
+        .map(|p| p.number)
+        .unwrap_or_default();
+    let mut files = BTreeMap::new();
+    let mut logs = loc.list_logs();
+    while let Some(o) = logs.try_next().await? {
+        if let Some(p) = NumberedFiles.position(&o.name)
+            && o.timeline == fam
+            && p.family == fam
+            && p.number >= first
+        {
+            files.insert(p.number, o);
         }
-        None => None,
-    };
+    }
+    let mut end = first;
+    while files.contains_key(&end) {
+        end += 1;
+    }
+    let gap = files
+        .range(end..)
+        .next()
+        .map(|_| NumberedFiles.name_of(from, end));
+    Ok(Run { files, end, gap })
+}
+
+/// Holes in the binlog archive: for each family, the first missing file after the gap-free run.
+/// With `only`, the hole in the run from that backup's consistent point's file (that file included)
+/// that its replay would have to cross.
+pub async fn gaps(loc: &Location, only: Option<&str>) -> Result<Vec<Problem>, EngineError> {
+    if let Some(b) = only {
+        let m = loc.read_manifest(b).await?;
+        let Some(meta) = MysqlMeta::of(&m) else {
+            return Ok(vec![]);
+        };
+        let run = run_from(loc, &meta.binlog.file).await?;
+        let newest = run.files.values().next_back().map(|o| o.name.clone());
+        return Ok(run
+            .gap
+            .map(|missing| Problem {
+                key: loc.log_key(&family(&missing).unwrap_or_default(), &missing),
+                reason: format!(
+                    "binlog gap: {missing} is missing after backup `{b}`'s point {} (newest archived: {}); replay cannot pass it",
+                    meta.binlog,
+                    newest.unwrap_or_default()
+                ),
+            })
+            .into_iter()
+            .collect());
+    }
     let logs: Vec<(String, String)> = loc
         .list_logs()
         .map_ok(|o| (o.timeline, o.name))
@@ -66,11 +129,6 @@ pub async fn gaps(loc: &Location, only: Option<&str>) -> Result<Vec<Problem>, En
         let Some(missing) = w.first_missing else {
             continue;
         };
-        if let (Some(from), Some(pos)) = (&from, NumberedFiles.position(&missing))
-            && (from.family != pos.family || pos.number <= from.number)
-        {
-            continue;
-        }
         out.push(Problem {
             key: loc.log_key(&w.timeline, &missing),
             reason: format!(

@@ -67,8 +67,8 @@ impl Engine for MysqlEngine {
     }
 
     async fn window(&self, loc: &Location) -> Result<(Window, Vec<Manifest>), EngineError> {
-        let (w, backups) = restore::window(loc).await?;
-        Ok((w, backups.into_iter().map(|(m, _)| m).collect()))
+        let s = restore::window(loc).await?;
+        Ok((s.window, s.backups.into_iter().map(|(m, _)| m).collect()))
     }
 
     async fn restore(

@@ -1,14 +1,19 @@
-//! The MySQL/MariaDB engine (agent role for `mysql` services), first slice: physical backups with
-//! `mariadb-backup --backup --stream=xbstream` streamed into the btar format as one file, restore of
-//! the newest backup (`mbstream -x`, `mariadb-backup --prepare`, start `mariadbd`), and the binlog
-//! archive for one file at a time (`push_log` / `fetch_log`).
+//! The MySQL/MariaDB engine (agent role for `mysql` services): physical backups with
+//! `mariadb-backup --backup --stream=xbstream` streamed into the btar format as one file, the binlog
+//! archive one closed file at a time (`push_log` / `fetch_log`, i.e. `btar wal-push` /
+//! `btar wal-fetch`), and point-in-time restore from any location: the base backup
+//! (`mbstream -x`, `mariadb-backup --prepare`, `mariadbd` started on a free port), then the archived
+//! binlogs from its consistent point replayed with `mariadb-binlog | mariadb` up to latest or a
+//! time. The recoverable window of a location ends at the last binlog file archived there without
+//! a gap; a target outside it, or past a missing binlog file, is refused.
 //!
-//! Not yet: point-in-time restore by binlog replay (time, position and GTID targets are refused),
-//! the continuous binlog follower, and a local server for `btar up`.
+//! Not yet: position and GTID targets, the continuous binlog follower (only closed, pushed binlog
+//! files are recoverable), and a local server for `btar up`.
 
 mod backup;
 mod binlog;
 mod engine;
+mod replay;
 mod restore;
 mod tools;
 pub mod xbstream;

@@ -2,9 +2,10 @@
 //! authenticated and hash-checked) into `mbstream -x`, `mariadb-backup --prepare` makes the files
 //! consistent, and with `start` a `mariadbd` runs on them.
 //!
-//! This slice restores a backup's consistent point only ([`Target::Latest`] = the newest sound
-//! backup, or the backup named). Binlog replay to a time, position or GTID is not built yet, so such
-//! targets are refused rather than silently restored to another point.
+//! Point-in-time: the newest backup ending before the target (or the newest for
+//! [`Target::Latest`], or the backup named) is restored, the archived binlogs from its consistent
+//! point are fetched from the same location and, once the server runs, replayed up to the target
+//! (see [`crate::replay`]). Position, GTID and named targets are refused.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,12 +15,13 @@ use btar_engine::{
     AgentSettings, DamagedBackup, EngineError, Progress, Reached, RestoreOutcome, RestoreRequest,
     Target, Window,
 };
-use btar_format::{FileReader, FormatError, Location, Manifest};
+use btar_format::{FileReader, FormatError, Location, Manifest, time_of_backup_name};
+use chrono::{DateTime, Utc};
 use tokio::process::Command;
 
-use crate::MysqlSettings;
 use crate::backup::MysqlMeta;
 use crate::tools::{hand_over, program, query, server_user};
+use crate::{MysqlSettings, binlog, replay};
 
 /// The restored server's error log, in its data directory.
 const SERVER_LOG: &str = "btar-restore.err";
@@ -33,10 +35,22 @@ fn is_damage(e: &FormatError) -> bool {
     )
 }
 
+/// A location's sound backups (oldest first), its recoverable window, and the first file missing
+/// from the binlog run after the newest backup, if the archive has a gap there.
+#[derive(Debug)]
+pub struct Survey {
+    pub window: Window,
+    pub backups: Vec<(Manifest, MysqlMeta)>,
+    pub gap: Option<String>,
+}
+
 /// Every sound backup of the location (oldest first), the damaged ones apart. The window runs from
-/// the oldest backup's end to the newest backup's end: without binlog replay, that is what a
-/// restore can reach.
-pub async fn window(loc: &Location) -> Result<(Window, Vec<(Manifest, MysqlMeta)>), EngineError> {
+/// the oldest backup's end to the end of the binlog archive reachable from the newest backup without
+/// crossing a gap: the time of the last event of the last file of that run (its header read after
+/// fetching it, when it is at most [`EXACT_END_BYTES`]; else that file's archive time, an upper
+/// bound a restore then checks against the events), or the newest backup's end when none is
+/// archived.
+pub async fn window(loc: &Location) -> Result<Survey, EngineError> {
     let mut backups = vec![];
     let mut damaged = vec![];
     for name in loc.list_backups().await? {
@@ -60,29 +74,74 @@ pub async fn window(loc: &Location) -> Result<(Window, Vec<(Manifest, MysqlMeta)
             }),
         }
     }
-    let w = Window {
+    let newest = backups.last().map(|(_, m)| m.backup_stop_time);
+    let (mut archive_end, mut gap) = (None, None);
+    if let Some((_, meta)) = backups.last() {
+        let run = binlog::run_from(loc, &meta.binlog.file).await?;
+        archive_end = run.last().map(|o| o.last_modified);
+        if let Some(o) = run.last()
+            && o.size <= EXACT_END_BYTES
+            && let Some(t) = last_event_time(loc, &o.name).await?
+        {
+            archive_end = Some(t);
+        }
+        gap = run.gap;
+    }
+    let window = Window {
         region: loc.region().name().into(),
         earliest: backups.first().map(|(_, m)| m.backup_stop_time),
-        latest: backups.last().map(|(_, m)| m.backup_stop_time),
+        latest: newest.max(archive_end).filter(|_| newest.is_some()),
         backups: backups.iter().map(|(m, _)| m.backup_name.clone()).collect(),
         damaged,
     };
-    Ok((w, backups))
+    Ok(Survey {
+        window,
+        backups,
+        gap,
+    })
+}
+
+/// Archived binlog files up to this size (stored, so sealed and compressed) are fetched to read the
+/// time of their last event for the window's end.
+pub const EXACT_END_BYTES: u64 = 16 << 20;
+
+/// The time of the last event of an archived binlog file; `None` when it is gone or holds none.
+async fn last_event_time(loc: &Location, name: &str) -> Result<Option<DateTime<Utc>>, EngineError> {
+    let tmp = tempfile::Builder::new()
+        .prefix("btar-binlog-end-")
+        .tempdir()
+        .map_err(|e| EngineError::Failed(format!("temporary directory: {e}")))?;
+    let path = tmp.path().join(name);
+    if !binlog::fetch(loc, name, &path).await? {
+        return Ok(None);
+    }
+    let evs = tokio::task::spawn_blocking(move || replay::events(&path, 0))
+        .await
+        .map_err(|e| EngineError::Failed(format!("reading {name}: {e}")))??;
+    Ok(evs
+        .iter()
+        .map(|e| e.when)
+        .max()
+        .and_then(|t| DateTime::from_timestamp(t, 0)))
 }
 
 fn choose(
     loc: &Location,
-    window: &Window,
-    backups: &[(Manifest, MysqlMeta)],
+    survey: &Survey,
     req: &RestoreRequest,
 ) -> Result<(Manifest, MysqlMeta), EngineError> {
-    if !matches!(req.target, Target::Latest) {
-        return Err(EngineError::Invalid(format!(
-            "MySQL/MariaDB restores to a backup's consistent point only (latest, or --backup NAME); \
-             restoring to {:?} needs binlog replay, which btar does not do yet. Recoverable window in region `{}`: {window}",
-            req.target, window.region
-        )));
-    }
+    let (window, backups) = (&survey.window, &survey.backups);
+    let at = match &req.target {
+        Target::Latest => None,
+        Target::Time(t) => Some(*t),
+        other => {
+            return Err(EngineError::Invalid(format!(
+                "MySQL/MariaDB restores to latest or to a time (--target-time); {other:?} is not supported yet. \
+                 Recoverable window in region `{}`: {window}",
+                window.region
+            )));
+        }
+    };
     if let Some(name) = &req.backup {
         if let Some(d) = window.damaged.iter().find(|d| &d.backup_name == name) {
             return Err(EngineError::Damaged(format!(
@@ -90,23 +149,28 @@ fn choose(
                 window.region, d.reason
             )));
         }
-        return backups
+        let found = backups
             .iter()
             .find(|(m, _)| &m.backup_name == name)
             .cloned()
-            .ok_or_else(|| {
-                FormatError::BackupNotFound {
-                    region: window.region.clone(),
-                    service: loc.service().into(),
-                    backup: name.clone(),
-                }
-                .into()
-            });
+            .ok_or_else(|| FormatError::BackupNotFound {
+                region: window.region.clone(),
+                service: loc.service().into(),
+                backup: name.clone(),
+            })?;
+        if let Some(t) = at
+            && t < found.1.backup_stop_time
+        {
+            return Err(EngineError::Invalid(format!(
+                "backup `{name}` ends at {}, after the target {}: choose an older backup or a later target",
+                found.1.backup_stop_time.to_rfc3339(),
+                t.to_rfc3339()
+            )));
+        }
+        return Ok(found);
     }
-    backups
-        .last()
-        .cloned()
-        .ok_or_else(|| match window.damaged.last() {
+    if backups.is_empty() {
+        return Err(match window.damaged.last() {
             Some(d) => EngineError::Damaged(format!(
                 "the only backups in region `{}` are damaged; newest `{}`: {}",
                 window.region, d.backup_name, d.reason
@@ -116,7 +180,32 @@ fn choose(
                 window.region,
                 loc.service()
             )),
-        })
+        });
+    }
+    let Some(t) = at else {
+        return backups
+            .last()
+            .cloned()
+            .ok_or_else(|| EngineError::Invalid("no backup".into()));
+    };
+    let inside = window.earliest.is_some_and(|e| e <= t) && window.latest.is_some_and(|l| t <= l);
+    if !inside {
+        let gap = survey
+            .gap
+            .as_ref()
+            .map(|g| format!(" (the binlog archive ends early: {g} is missing)"))
+            .unwrap_or_default();
+        return Err(EngineError::Invalid(format!(
+            "target {} is outside the recoverable window of region `{}`: {window}{gap}",
+            t.to_rfc3339(),
+            window.region
+        )));
+    }
+    backups
+        .iter()
+        .rfind(|(_, m)| m.backup_stop_time <= t)
+        .cloned()
+        .ok_or_else(|| EngineError::Invalid(format!("no backup ends before {}", t.to_rfc3339())))
 }
 
 /// Empties `dir` after a failed restore so the same request can run again; the restored server's
@@ -259,7 +348,7 @@ async fn start(
     port: u16,
     req: &RestoreRequest,
     bin: Option<&MysqlSettings>,
-) -> Result<MysqlSettings, EngineError> {
+) -> Result<(MysqlSettings, std::process::Child), EngineError> {
     let server = program(bin, "mariadbd")?;
     let socket = socket_path(dir, port, req.loopback_only);
     let log = dir.join(SERVER_LOG);
@@ -298,7 +387,12 @@ async fn start(
     let agent = MysqlSettings {
         host: Some("127.0.0.1".into()),
         port: Some(port),
-        user: Some("root".into()),
+        // The restored server holds the source's accounts: reach it as btar reached the source.
+        user: Some(
+            bin.and_then(|b| b.user.clone())
+                .unwrap_or_else(|| "root".into()),
+        ),
+        password: bin.and_then(|b| b.password.clone()),
         datadir: Some(dir.display().to_string()),
         bin_dir: bin.and_then(|b| b.bin_dir.clone()),
         ..Default::default()
@@ -315,7 +409,7 @@ async fn start(
             )));
         }
         match query(&agent, "SELECT 1").await {
-            Ok(_) => return Ok(agent),
+            Ok(_) => return Ok((agent, child)),
             Err(e) if Instant::now() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -326,6 +420,24 @@ async fn start(
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
+    }
+}
+
+/// Where the binlogs to replay are fetched: beside the restore directory (on its file system, not
+/// a possibly small /tmp), else the system's temporary directory. Removed when dropped.
+fn staging_dir(dir: &Path) -> Result<tempfile::TempDir, EngineError> {
+    let beside = dir.parent().and_then(|p| {
+        tempfile::Builder::new()
+            .prefix(".btar-binlogs-")
+            .tempdir_in(p)
+            .ok()
+    });
+    match beside {
+        Some(t) => Ok(t),
+        None => tempfile::Builder::new()
+            .prefix("btar-binlogs-")
+            .tempdir()
+            .map_err(|e| EngineError::Failed(format!("temporary directory for binlogs: {e}"))),
     }
 }
 
@@ -350,10 +462,29 @@ pub async fn run(
         })
         .transpose()?;
     let bin = bin.as_ref();
-    let (window, backups) = window(loc).await?;
-    let (m, meta) = choose(loc, &window, &backups, req)?;
+    let survey = window(loc).await?;
+    let (m, meta) = choose(loc, &survey, req)?;
+    let window = survey.window;
     let dir = &req.data_dir;
     ensure_empty_dir(dir).await?;
+    // The binlogs first, from this same location: a gap is refused before anything is written.
+    let staging = staging_dir(dir)?;
+    let plan = replay::plan(
+        loc,
+        &meta.binlog,
+        meta.backup_stop_time,
+        &req.target,
+        staging.path(),
+    )
+    .await?;
+    if plan.last_change.is_some() && !req.start {
+        return Err(EngineError::Invalid(format!(
+            "restoring backup `{}` to {:?} replays {} archived binlog file(s) into the restored server: add --start",
+            m.backup_name,
+            req.target,
+            plan.files.len()
+        )));
+    }
     tracing::info!(region = loc.region().name(), backup = %m.backup_name, dir = %dir.display(), "restoring MariaDB backup");
     let files = async {
         let bytes = extract(loc, &m, &meta, dir, bin, req, progress).await?;
@@ -387,7 +518,13 @@ pub async fn run(
         skipped_damaged: window
             .damaged
             .iter()
-            .filter(|d| req.backup.is_none() && d.backup_name > m.backup_name)
+            .filter(|d| {
+                let before_target = match (&req.target, time_of_backup_name(&d.backup_name)) {
+                    (Target::Time(t), Some(at)) => at <= *t,
+                    _ => true,
+                };
+                req.backup.is_none() && d.backup_name > m.backup_name && before_target
+            })
             .cloned()
             .collect(),
         agent: None,
@@ -399,20 +536,41 @@ pub async fn run(
             Some(p) => p,
             None => free_port()?,
         };
-        let agent = match start(dir, port, req, bin).await {
+        let (agent, mut server) = match start(dir, port, req, bin).await {
             Ok(a) => a,
             Err(e) => {
                 let cleanup = clear(dir).await;
                 return Err(EngineError::Failed(format!("{e}; {cleanup}")));
             }
         };
+        tracing::info!(
+            files = plan.files.len(),
+            from = %meta.binlog,
+            to = %plan.reached,
+            "replaying archived binlogs"
+        );
+        if let Err(e) = replay::replay(&plan, &agent).await {
+            // A half-replayed server is no restore: stop it and empty the directory for a retry.
+            let _ = server.kill();
+            let _ = server.wait();
+            let cleanup = clear(dir).await;
+            return Err(match e {
+                EngineError::Failed(s) => EngineError::Failed(format!("{s}; {cleanup}")),
+                other => other,
+            });
+        }
         outcome.reached = Some(Reached {
             timeline: 0,
-            lsn: meta.binlog.to_string(),
-            last_commit_time: None,
+            lsn: plan.reached.to_string(),
+            last_commit_time: plan.last_change,
         });
         outcome.conninfo = Some(agent.describe());
-        outcome.agent = AgentSettings::from_typed(&agent).ok();
+        // What a fork registers is shown by the API, which masks only a `conninfo`: no password.
+        let shown = MysqlSettings {
+            password: None,
+            ..agent
+        };
+        outcome.agent = AgentSettings::from_typed(&shown).ok();
     }
     Ok(outcome)
 }

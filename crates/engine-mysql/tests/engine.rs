@@ -1,9 +1,11 @@
 //! The MySQL/MariaDB engine behind the engine trait, without the CLI: the binlog archive (push,
 //! idempotent re-push, fetch, gaps by the numbered-file watermark) and a server without binary
-//! logging refused before any backup is committed.
+//! logging refused before any backup is committed; a time target past the archived binlog refused.
 #![allow(clippy::unwrap_used)]
 
-use btar_engine::{AgentSettings, BackupOptions, Engine, EngineError, NoProgress};
+use btar_engine::{
+    AgentSettings, BackupOptions, Engine, EngineError, NoProgress, RestoreRequest, Target,
+};
 use btar_engine_mysql::MysqlEngine;
 use btar_format::{BackupWriter, Location, LogPut, WriterOptions};
 use btar_region::{CancellationToken, Region};
@@ -146,4 +148,121 @@ async fn a_backup_records_its_consistent_point_in_the_manifest() {
     let (window, backups) = MysqlEngine.window(&loc).await.unwrap();
     assert_eq!(backups.len(), 1);
     assert_eq!(window.latest, Some(meta.backup_stop_time));
+}
+
+fn request(target: Target, data_dir: &std::path::Path) -> RestoreRequest {
+    RestoreRequest {
+        target,
+        backup: None,
+        data_dir: data_dir.to_path_buf(),
+        btar: "btar".into(),
+        archive: None,
+        port: None,
+        loopback_only: true,
+        settings: vec![],
+        start: false,
+        agent: None,
+        parallel: 2,
+        promote_timeout: std::time::Duration::from_secs(30),
+    }
+}
+
+/// Between two backups with no binlog archived, a time is not recoverable: changes before it may sit
+/// in the binlog not archived yet, so the restore refuses it rather than restoring the older backup
+/// short. Once the closed binlog is archived, the same target is planned (and, without a server to
+/// replay into, asks for `--start`). Nothing is written to the restore directory either time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_time_past_the_archived_binlog_is_refused_until_the_binlog_is_archived() {
+    let dir = TestDir::new();
+    let db = MariaDb::start(&dir, "source");
+    db.sql("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY); INSERT INTO shop.t VALUES (1)");
+    let loc = location().await;
+    let settings = AgentSettings(serde_json::json!({"host": "127.0.0.1", "port": db.port}));
+    let backup = || async {
+        let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
+        MysqlEngine
+            .backup(&writer, &settings, BackupOptions::default(), &NoProgress)
+            .await
+            .unwrap()
+    };
+    backup().await;
+    db.sql("INSERT INTO shop.t VALUES (2)");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let target = chrono::Utc::now();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    backup().await;
+    let (window, _) = MysqlEngine.window(&loc).await.unwrap();
+    assert!(window.earliest < Some(target) && Some(target) < window.latest);
+
+    let out = tempfile::tempdir().unwrap();
+    let data_dir = out.path().join("restored");
+    let req = request(Target::Time(target), &data_dir);
+    let err = MysqlEngine
+        .restore(&loc, &req, &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Invalid(_)), "{err}");
+    assert!(
+        err.to_string().contains("binlog.000001") && err.to_string().contains("not archived"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&data_dir).unwrap().count(), 0);
+
+    db.sql("FLUSH BINARY LOGS");
+    MysqlEngine
+        .push_log(&loc, &db.data_dir.join("binlog.000001"))
+        .await
+        .unwrap();
+    let err = MysqlEngine
+        .restore(&loc, &req, &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--start"), "{err}");
+    assert_eq!(std::fs::read_dir(&data_dir).unwrap().count(), 0);
+}
+
+/// Replay reaches the restored server as btar reached the source: an account with a password (in
+/// a private option file, never on a command line). Latest = the backup plus the archived binlog.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_into_the_restored_server_uses_the_sources_account_and_password() {
+    let dir = TestDir::new();
+    let db = MariaDb::start(&dir, "source");
+    db.sql(r#"CREATE USER 'bk'@'127.0.0.1' IDENTIFIED BY 'p w"\\x#1'; GRANT ALL ON *.* TO 'bk'@'127.0.0.1';
+              CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY); INSERT INTO shop.t VALUES (1), (2)"#);
+    let settings = AgentSettings(serde_json::json!({
+        "host": "127.0.0.1", "port": db.port, "user": "bk", "password": "p w\"\\x#1"
+    }));
+    let loc = location().await;
+    let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
+    MysqlEngine
+        .backup(&writer, &settings, BackupOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    db.sql(
+        "INSERT INTO shop.t VALUES (3), (4); DELETE FROM shop.t WHERE id = 1; FLUSH BINARY LOGS",
+    );
+    MysqlEngine
+        .push_log(&loc, &db.data_dir.join("binlog.000001"))
+        .await
+        .unwrap();
+    let data_dir = dir.path().join("restored");
+    let port = btar_testkit::free_port();
+    let req = RestoreRequest {
+        start: true,
+        port: Some(port),
+        agent: Some(settings.clone()),
+        ..request(Target::Latest, &data_dir)
+    };
+    let out = MysqlEngine.restore(&loc, &req, &NoProgress).await;
+    let restored = MariaDb::adopt(&data_dir, port);
+    let out = out.unwrap();
+    let reached = out.reached.unwrap();
+    assert!(reached.lsn.starts_with("binlog.000001:"), "{reached:?}");
+    assert!(reached.last_commit_time.is_some(), "{reached:?}");
+    // The account's password is not kept in what a fork would register.
+    assert!(out.agent.is_some_and(|a| a.0.get("password").is_none()));
+    assert_eq!(
+        restored.sql("SELECT GROUP_CONCAT(id ORDER BY id) FROM shop.t"),
+        "2,3,4"
+    );
 }
