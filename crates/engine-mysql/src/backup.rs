@@ -1,7 +1,8 @@
-//! Physical backup: `mariadb-backup --backup --stream=xbstream` read from its stdout straight into
-//! the format's writer as one file entry (content-addressed chunks, bounded memory, no local copy),
-//! the binlog position of the consistent point taken from its log, then the manifest, last. A failed
-//! or killed run leaves no manifest.
+//! Physical backup: `mariadb-backup --backup --stream=xbstream` read from its stdout and split into
+//! the files it carries ([`crate::xbstream`]), each written into the format as its own entry — pages
+//! at their own offsets, so an incremental stores only changed pages — with bounded memory and no
+//! local copy; the binlog position of the consistent point taken from its log, then the manifest,
+//! last. A failed or killed run leaves no manifest.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
@@ -13,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
+use crate::MysqlSettings;
 use crate::tools::{Conn, program, query};
-use crate::{MysqlSettings, STREAM_FILE};
 
 /// A position in the binlog: the file, the byte offset in it, and the GTID of the last change.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -39,8 +40,10 @@ pub struct MysqlMeta {
     pub binlog: BinlogPoint,
     pub backup_start_time: DateTime<Utc>,
     pub backup_stop_time: DateTime<Utc>,
-    /// The file entry holding the xbstream.
-    pub stream_file: String,
+    /// The file entry holding the whole xbstream, in backups taken before the stream was split into
+    /// its files (restored through `mbstream -x`); absent when each file is its own entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_file: Option<String>,
 }
 
 impl MysqlMeta {
@@ -164,7 +167,7 @@ pub async fn run(writer: &BackupWriter, s: &MysqlSettings) -> Result<Manifest, E
     };
     let log = tokio::spawn(read_log(stderr));
     // On an error here the child is killed when dropped: no manifest, only unreferenced chunks.
-    let entry = writer.write_file(STREAM_FILE, 0o600, stdout).await?;
+    let entries = crate::xbstream::split(stdout, writer).await?;
     let status = child
         .wait()
         .await
@@ -190,10 +193,10 @@ pub async fn run(writer: &BackupWriter, s: &MysqlSettings) -> Result<Manifest, E
         binlog: point,
         backup_start_time: started_at,
         backup_stop_time: Utc::now(),
-        stream_file: STREAM_FILE.into(),
+        stream_file: None,
     };
     let meta = serde_json::to_value(&meta).map_err(|e| EngineError::Failed(e.to_string()))?;
-    let manifest = writer.finish(&name, started_at, vec![entry], meta).await?;
+    let manifest = writer.finish(&name, started_at, entries, meta).await?;
     loc.commit_manifest(&manifest).await?;
     tracing::info!(service = loc.service(), backup = %name, bytes = manifest.stats.logical_bytes, "mariadb backup committed");
     Ok(manifest)

@@ -152,7 +152,7 @@ mod tests {
             },
             backup_start_time: t,
             backup_stop_time: t,
-            stream_file: crate::STREAM_FILE.into(),
+            stream_file: None,
         };
         let mut m = Manifest {
             format_version: btar_format::FORMAT_VERSION,

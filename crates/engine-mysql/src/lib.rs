@@ -1,8 +1,10 @@
 //! The MySQL/MariaDB engine (agent role for `mysql` services): physical backups with
-//! `mariadb-backup --backup --stream=xbstream` streamed into the btar format as one file, the binlog
+//! `mariadb-backup --backup --stream=xbstream` split as it is read into the files it carries (each
+//! its own entry, so incrementals store changed InnoDB pages only), the binlog
 //! archive one closed file at a time (`push_log` / `fetch_log`, i.e. `btar wal-push` /
 //! `btar wal-fetch`), and point-in-time restore from any location: the base backup
-//! (`mbstream -x`, `mariadb-backup --prepare`, `mariadbd` started on a free port), then the archived
+//! (its files written into a new datadir — older single-stream backups through `mbstream -x` —,
+//! `mariadb-backup --prepare`, `mariadbd` started on a free port), then the archived
 //! binlogs from its consistent point replayed with `mariadb-binlog | mariadb` up to latest or a
 //! time. The recoverable window of a location ends at the last binlog file archived there without
 //! a gap; a target outside it, or past a missing binlog file, is refused.
@@ -24,7 +26,8 @@ pub use engine::MysqlEngine;
 /// Engine name stored in service descriptors and manifests.
 pub const ENGINE: &str = "mysql";
 
-/// The single file entry a backup's xbstream is stored as.
+/// The single file entry a backup's whole xbstream was stored as, before streams were split into
+/// their files.
 pub const STREAM_FILE: &str = "backup.xbstream";
 
 /// Settings of a MySQL/MariaDB service, as written under `[service.mysql]` in the config.

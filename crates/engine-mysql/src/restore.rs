@@ -260,14 +260,23 @@ async fn extract(
     req: &RestoreRequest,
     progress: &dyn Progress,
 ) -> Result<u64, EngineError> {
+    let Some(stream_file) = &meta.stream_file else {
+        // Each file its own entry: written straight into the directory.
+        progress.total(m.files.iter().map(|f| f.size).sum());
+        let reader = FileReader::new(loc.clone(), req.parallel.max(2));
+        let on = |n| progress.advance(n);
+        return Ok(reader
+            .restore_tree(m, dir, req.parallel.max(1), &on)
+            .await?);
+    };
     let entry = m
         .files
         .iter()
-        .find(|f| f.path == meta.stream_file)
+        .find(|f| &f.path == stream_file)
         .ok_or_else(|| {
             EngineError::Damaged(format!(
-                "backup `{}` lists no file `{}`",
-                m.backup_name, meta.stream_file
+                "backup `{}` lists no file `{stream_file}`",
+                m.backup_name
             ))
         })?;
     progress.total(entry.size);
