@@ -561,3 +561,169 @@ fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
         );
     }
 }
+
+/// Restores to a binlog position and to a GTID (`--target-lsn`) from the secondary. After a backup,
+/// three transactions: T1 in binlog.000001, then T2 and T3 in binlog.000002; the position (`SHOW
+/// MASTER STATUS`) and `@@gtid_binlog_pos` recorded between T2 and T3. Both targets restore exactly
+/// T1 and T2, replaying across two files and cutting the second; a file that is not archived, a
+/// position past the end of an archived file, one that is no event boundary, and a GTID past the
+/// archive are refused, naming what is wrong.
+#[test]
+fn mariadb_restores_to_a_binlog_position_and_to_a_gtid_from_the_secondary() {
+    let dir = TestDir::new();
+    let regions = vec![
+        fs_region("home", &dir.sub("store-home")),
+        fs_region("away", &dir.sub("store-away")),
+    ];
+    let src = MariaDb::start(&dir, "source");
+    let config = dir.path().join("btar.toml");
+    write_config(&config, &regions, src.port);
+    src.sql(
+        "CREATE DATABASE shop; CREATE DATABASE seq; CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB; \
+         INSERT INTO shop.items SELECT seq, CONCAT('item-', seq) FROM seq.seq_1_to_100",
+    );
+    let t = Instant::now();
+    let backup = json(&config, &["backup", "create", SVC]);
+    eprintln!("backup create (incl. copy) in {:?}", t.elapsed());
+    let backup = backup["backup_name"].as_str().unwrap().to_string();
+    let at_backup = fingerprint(&src);
+
+    // T1, a rotation, T2: the targets; then T3, after them.
+    src.sql("INSERT INTO shop.items SELECT seq, 't1' FROM seq.seq_1001_to_1010");
+    let after_t1 = fingerprint(&src);
+    src.sql("FLUSH BINARY LOGS");
+    src.sql("INSERT INTO shop.items SELECT seq, 't2' FROM seq.seq_2001_to_2010");
+    let status = src.sql("SHOW MASTER STATUS");
+    let mut f = status.split('\t');
+    let position = format!("{}:{}", f.next().unwrap(), f.next().unwrap());
+    assert!(position.starts_with("binlog.000002:"), "{status}");
+    let gtid = src.sql("SELECT @@gtid_binlog_pos");
+    let after_t2 = fingerprint(&src);
+    src.sql("INSERT INTO shop.items SELECT seq, 't3' FROM seq.seq_3001_to_3010");
+    src.sql("FLUSH BINARY LOGS");
+    assert!(after_t2.starts_with("120\t"), "{after_t2}");
+    assert_ne!(fingerprint(&src), after_t2);
+    assert_ne!(after_t1, after_t2);
+    assert_ne!(at_backup, after_t1);
+    eprintln!("target: {position}, GTID {gtid}");
+
+    for n in 1..=2 {
+        let path = src.data_dir.join(format!("binlog.00000{n}"));
+        let out = btar_with(
+            &config,
+            &["wal-push", "--service", SVC, path.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "wal-push {n}: {}", describe(&out));
+    }
+    json(&config, &["replicate"]);
+
+    let restore = |sub: &str, target: &str| {
+        let data_dir = dir.path().join(sub);
+        let port = free_port();
+        let (p, dd) = (port.to_string(), data_dir.display().to_string());
+        let args = [
+            "--output",
+            "json",
+            "restore",
+            SVC,
+            "--region",
+            "away",
+            "--data-dir",
+            &dd,
+            "--start",
+            "--port",
+            &p,
+            "--set",
+            "bind-address=127.0.0.1",
+            "--promote-timeout",
+            "60s",
+            "--target-lsn",
+            target,
+        ];
+        let t = Instant::now();
+        let out = btar_with(&config, &args);
+        eprintln!("restore --target-lsn {target} in {:?}", t.elapsed());
+        (MariaDb::adopt(&data_dir, port), out, data_dir)
+    };
+
+    // To the position, then to the GTID: T1 and T2, not T3; both reach the same point.
+    for (sub, target) in [("to-position", &position), ("to-gtid", &gtid)] {
+        let (restored, out, _) = restore(sub, target);
+        assert!(out.status.success(), "{sub}: {}", describe(&out));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["restore"]["region"], "away", "{r}");
+        assert_eq!(r["restore"]["backup"], backup.as_str(), "{r}");
+        assert_eq!(r["restore"]["reached"]["lsn"], position.as_str(), "{r}");
+        assert_eq!(fingerprint(&restored), after_t2, "{sub}");
+        assert_eq!(
+            restored.sql("SELECT COUNT(*) FROM shop.items WHERE v = 't3'"),
+            "0"
+        );
+        drop(restored);
+    }
+
+    // Refusals, each before anything is written, naming what is wrong.
+    let (file, pos) = position.split_once(':').unwrap();
+    let past = format!("{file}:{}", pos.parse::<u64>().unwrap() + 100_000_000);
+    let inside = format!("{file}:{}", pos.parse::<u64>().unwrap() + 1);
+    let (domain_server, seq) = gtid.rsplit_once('-').unwrap();
+    let beyond = format!("{domain_server}-{}", seq.parse::<u64>().unwrap() + 1000);
+    for (sub, target, want) in [
+        (
+            "not-archived",
+            "binlog.000009:4",
+            vec!["binlog.000003", "not archived", "away"],
+        ),
+        (
+            "past-end",
+            past.as_str(),
+            vec!["past the end of binlog.000002"],
+        ),
+        (
+            "no-boundary",
+            inside.as_str(),
+            vec!["not an event boundary"],
+        ),
+        (
+            "gtid-beyond",
+            beyond.as_str(),
+            vec![beyond.as_str(), "not in the binlog archived", "away"],
+        ),
+        ("not-a-target", "0/3000060", vec!["FILE:POS", "D-S-N"]),
+    ] {
+        let (_none, out, data_dir) = restore(sub, target);
+        let err = refused(&out, sub);
+        eprintln!("{sub}: {err}");
+        for w in want {
+            assert!(err.contains(w), "{sub}: `{w}` not in {err}");
+        }
+        assert_eq!(
+            std::fs::read_dir(&data_dir).map(|d| d.count()).unwrap_or(0),
+            0
+        );
+    }
+
+    // binlog.000003 archived, binlog.000002 lost from the secondary: a position in 000003 is behind
+    // the gap, refused naming the missing file.
+    src.sql("INSERT INTO shop.items VALUES (4001, 't4')");
+    src.sql("FLUSH BINARY LOGS");
+    let path = src.data_dir.join("binlog.000003");
+    let out = btar_with(
+        &config,
+        &["wal-push", "--service", SVC, path.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "wal-push 3: {}", describe(&out));
+    json(&config, &["replicate"]);
+    let lost = files_under(&dir.path().join("store-away"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("logs/binlog/binlog.000002"))
+        .unwrap();
+    std::fs::remove_file(lost).unwrap();
+    let (_none, out, _) = restore("behind-gap", "binlog.000003:4");
+    let err = refused(&out, "behind-gap");
+    eprintln!("behind-gap: {err}");
+    assert!(
+        err.contains("binlog.000002") && err.contains("missing"),
+        "{err}"
+    );
+}

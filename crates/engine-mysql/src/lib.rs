@@ -17,6 +17,7 @@ mod binlog;
 mod engine;
 mod replay;
 mod restore;
+mod target;
 mod tools;
 pub mod xbstream;
 

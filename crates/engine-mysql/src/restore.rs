@@ -5,21 +5,25 @@
 //! Point-in-time: the newest backup ending before the target (or the newest for
 //! [`Target::Latest`], or the backup named) is restored, the archived binlogs from its consistent
 //! point are fetched from the same location and, once the server runs, replayed up to the target
-//! (see [`crate::replay`]). Position, GTID and named targets are refused.
+//! (see [`crate::replay`]). A binlog position or GTID target (`--target-lsn`, see
+//! [`crate::target`]) restores the newest backup whose consistent point is at or before it. Named
+//! targets are refused.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use btar_engine::log::NumberedFiles;
 use btar_engine::{
-    AgentSettings, DamagedBackup, EngineError, Progress, Reached, RestoreOutcome, RestoreRequest,
-    Target, Window,
+    AgentSettings, DamagedBackup, EngineError, LogSequence, Progress, Reached, RestoreOutcome,
+    RestoreRequest, Target, Window,
 };
 use btar_format::{FileReader, FormatError, Location, Manifest, time_of_backup_name};
 use chrono::{DateTime, Utc};
 use tokio::process::Command;
 
 use crate::backup::MysqlMeta;
+use crate::target::{self, BinlogTarget};
 use crate::tools::{hand_over, program, query, server_user};
 use crate::{MysqlSettings, binlog, replay};
 
@@ -131,13 +135,14 @@ fn choose(
     req: &RestoreRequest,
 ) -> Result<(Manifest, MysqlMeta), EngineError> {
     let (window, backups) = (&survey.window, &survey.backups);
-    let at = match &req.target {
-        Target::Latest => None,
-        Target::Time(t) => Some(*t),
-        other => {
+    let (at, in_binlog) = match &req.target {
+        Target::Latest => (None, None),
+        Target::Time(t) => (Some(*t), None),
+        Target::Position(p) => (None, Some(target::parse(p)?)),
+        Target::Name(n) => {
             return Err(EngineError::Invalid(format!(
-                "MySQL/MariaDB restores to latest or to a time (--target-time); {other:?} is not supported yet. \
-                 Recoverable window in region `{}`: {window}",
+                "MySQL/MariaDB has no named restore points (`{n}`): restore to latest, a time (--target-time), \
+                 a binlog position or a GTID (--target-lsn). Recoverable window in region `{}`: {window}",
                 window.region
             )));
         }
@@ -182,6 +187,34 @@ fn choose(
             )),
         });
     }
+    if let Some(b) = &in_binlog {
+        return backups
+            .iter()
+            .rfind(|(_, m)| reaches(m, b))
+            .cloned()
+            .ok_or_else(|| {
+                let oldest = backups
+                    .first()
+                    .map(|(m, meta)| {
+                        format!(
+                            " (`{}` at {}{})",
+                            m.backup_name,
+                            meta.binlog,
+                            meta.binlog
+                                .gtid
+                                .as_ref()
+                                .map(|g| format!(", GTID {g}"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default();
+                EngineError::Invalid(format!(
+                    "{b} precedes the consistent point of the oldest backup in region `{}`{oldest}: \
+                     it is outside the recoverable window {window}",
+                    window.region
+                ))
+            });
+    }
     let Some(t) = at else {
         return backups
             .last()
@@ -206,6 +239,30 @@ fn choose(
         .rfind(|(_, m)| m.backup_stop_time <= t)
         .cloned()
         .ok_or_else(|| EngineError::Invalid(format!("no backup ends before {}", t.to_rfc3339())))
+}
+
+/// Whether a backup's consistent point is at or before a binlog target, so that replay from it can
+/// reach the target: a position in the same binlog family not before the point, or a GTID list no
+/// domain of which the backup's recorded GTID has passed.
+fn reaches(meta: &MysqlMeta, t: &BinlogTarget) -> bool {
+    match t {
+        BinlogTarget::At {
+            family,
+            number,
+            position,
+            ..
+        } => NumberedFiles.position(&meta.binlog.file).is_some_and(|p| {
+            &p.family == family && (p.number, meta.binlog.position) <= (*number, *position)
+        }),
+        BinlogTarget::Gtids(want) => {
+            let state = match meta.binlog.gtid.as_deref().map(target::parse_gtid_list) {
+                None => Some(Default::default()),
+                Some(Ok(Some(s))) => Some(s),
+                Some(_) => None,
+            };
+            state.is_some_and(|s| target::precedes(&s, want))
+        }
+    }
 }
 
 /// Empties `dir` after a failed restore so the same request can run again; the restored server's
@@ -488,9 +545,13 @@ pub async fn run(
     .await?;
     if plan.last_change.is_some() && !req.start {
         return Err(EngineError::Invalid(format!(
-            "restoring backup `{}` to {:?} replays {} archived binlog file(s) into the restored server: add --start",
+            "restoring backup `{}` to {} replays {} archived binlog file(s) into the restored server: add --start",
             m.backup_name,
-            req.target,
+            match &req.target {
+                Target::Latest => "latest".to_string(),
+                Target::Time(t) => t.to_rfc3339(),
+                Target::Position(p) | Target::Name(p) => p.clone(),
+            },
             plan.files.len()
         )));
     }
@@ -556,6 +617,7 @@ pub async fn run(
             files = plan.files.len(),
             from = %meta.binlog,
             to = %plan.reached,
+            gtid = plan.reached.gtid.as_deref().unwrap_or(""),
             "replaying archived binlogs"
         );
         if let Err(e) = replay::replay(&plan, &agent).await {
