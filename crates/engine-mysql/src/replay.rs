@@ -601,4 +601,46 @@ mod tests {
         std::fs::write(&path, b"not a binlog").unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(events(&path, 0), Err(EngineError::Damaged(_))));
     }
+
+    /// A GTID_EVENT of `seq` in `domain` (server 1 per `event`), flags `flags`, with a checksum.
+    fn gtid_event(seq: u64, domain: u32, flags: u8) -> Vec<u8> {
+        let mut e = event(100, GTID_EVENT, 19 + 13 + 6 + 4);
+        e[19..27].copy_from_slice(&seq.to_le_bytes());
+        e[27..31].copy_from_slice(&domain.to_le_bytes());
+        e[31] = flags;
+        e
+    }
+
+    #[test]
+    fn gtid_events_are_read_and_transactions_end_before_the_next() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("binlog.000001");
+        let mut data = MAGIC.to_vec();
+        data.extend(event(100, FORMAT_DESCRIPTION_EVENT, 40)); // 4..44
+        data.extend(gtid_event(7, 0, 0)); // 44..86
+        data.extend(event(100, 19, 30)); // 86..116, table map
+        data.extend(event(100, 30, 50)); // 116..166, rows
+        data.extend(event(100, XID_EVENT, 31)); // 166..197
+        data.extend(gtid_event(8, 2, FL_STANDALONE)); // 197..239
+        data.extend(event(100, QUERY_EVENT, 60)); // 239..299
+        std::fs::write(&path, &data).unwrap_or_else(|e| panic!("{e}"));
+        let evs = events(&path, 0).unwrap_or_default();
+        let gtids: Vec<(u64, String, bool)> = evs
+            .iter()
+            .filter_map(|e| e.gtid.map(|g| (e.at, g.gtid.to_string(), g.standalone)))
+            .collect();
+        assert_eq!(
+            gtids,
+            vec![(44, "0-1-7".into(), false), (197, "2-1-8".into(), true)]
+        );
+        // The first ends before the next GTID; the last, a DDL, at the end of the file.
+        assert_eq!(group_end(&evs, 1), Some((5, 197)));
+        assert_eq!(group_end(&evs, 5), Some((7, 299)));
+        // Cut inside the first transaction: the file ends inside it.
+        assert_eq!(group_end(&evs[..4], 1), None);
+        // A non-standalone transaction whose commit is archived ends at it.
+        assert_eq!(group_end(&evs[..5], 1), Some((5, 197)));
+        // A GTID event followed by nothing of its own.
+        assert_eq!(group_end(&evs[..2], 1), None);
+    }
 }

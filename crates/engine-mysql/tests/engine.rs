@@ -349,3 +349,111 @@ async fn an_incremental_backup_stores_changed_pages_only() {
         "{new_blocks} of {blocks} blocks new"
     );
 }
+
+/// Which backup a position or GTID target restores, and the targets refused before anything is
+/// written: two backups (A in binlog.000001, B in binlog.000002), transactions in two GTID domains
+/// after B. Without `--start`, a planned target that needs replay asks for it, naming the backup
+/// chosen; the GTID of B's own point restores B with nothing to replay; refusals name the oldest
+/// backup's point, or the transaction that makes a GTID list no state of the binlog.
+#[tokio::test(flavor = "multi_thread")]
+async fn position_and_gtid_targets_choose_the_backup_before_them() {
+    let dir = TestDir::new();
+    let db = MariaDb::start(&dir, "source");
+    db.sql("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY); INSERT INTO shop.t VALUES (1)");
+    let loc = location().await;
+    let settings = AgentSettings(serde_json::json!({"host": "127.0.0.1", "port": db.port}));
+    let backup = || async {
+        let writer = BackupWriter::new(loc.clone(), WriterOptions::default());
+        let m = MysqlEngine
+            .backup(&writer, &settings, BackupOptions::default(), &NoProgress)
+            .await
+            .unwrap();
+        m.backup_name
+    };
+    let first = backup().await;
+    let gtid_a = db.sql("SELECT @@gtid_binlog_pos");
+    db.sql("INSERT INTO shop.t VALUES (2)");
+    let status = db.sql("SHOW MASTER STATUS");
+    let mut f = status.split('\t');
+    let pos_1 = format!("{}:{}", f.next().unwrap(), f.next().unwrap());
+    let gtid_1 = db.sql("SELECT @@gtid_binlog_pos");
+    db.sql("FLUSH BINARY LOGS");
+    let second = backup().await;
+    // Domain 0 twice, then domain 1: `0-1-N,1-1-1` with N the first of the two is no state.
+    db.sql("INSERT INTO shop.t VALUES (3)");
+    let d0_first = db.sql("SELECT @@gtid_binlog_pos");
+    db.sql("INSERT INTO shop.t VALUES (4)");
+    db.sql("SET SESSION gtid_domain_id = 1; INSERT INTO shop.t VALUES (5)");
+    let last = db.sql("SELECT @@gtid_binlog_pos");
+    db.sql("FLUSH BINARY LOGS");
+    for n in 1..=2 {
+        MysqlEngine
+            .push_log(&loc, &db.data_dir.join(format!("binlog.00000{n}")))
+            .await
+            .unwrap();
+    }
+    eprintln!("A at {gtid_a}, T at {pos_1} {gtid_1}; {d0_first}; end {last}");
+
+    let out = tempfile::tempdir().unwrap();
+    let data_dir = out.path().join("restored");
+    let try_target = |t: String| {
+        let (loc, req) = (&loc, request(Target::Position(t.clone()), &data_dir));
+        async move {
+            let err = MysqlEngine
+                .restore(loc, &req, &NoProgress)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, EngineError::Invalid(_)), "{err}");
+            eprintln!("{t}: {err}");
+            err.to_string()
+        }
+    };
+    // Planned (and asking for --start) from the backup before the target.
+    for (t, from) in [
+        (pos_1.clone(), &first),
+        (last.clone(), &second),
+        ("binlog.000002:4".to_string(), &first),
+    ] {
+        let err = try_target(t.clone()).await;
+        assert!(
+            err.contains(&format!("backup `{from}`")) && err.contains("--start"),
+            "{t}: {err}"
+        );
+    }
+    // The GTID of B's own point: B itself, with nothing to replay (so no --start needed).
+    let at_b = out.path().join("at-b");
+    let done = MysqlEngine
+        .restore(
+            &loc,
+            &request(Target::Position(gtid_1.clone()), &at_b),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.backup, second);
+    // Before the oldest backup's point: refused, naming it.
+    let (dom_srv, seq) = gtid_a.rsplit_once('-').unwrap();
+    let before_a = format!("{dom_srv}-{}", seq.parse::<u64>().unwrap() - 1);
+    for t in [before_a, "binlog.000001:4".to_string()] {
+        let err = try_target(t.clone()).await;
+        assert!(
+            err.contains("precedes") && err.contains(&first) && err.contains(&gtid_a),
+            "{t}: {err}"
+        );
+    }
+    // A list the binlog never was at.
+    let (_, seq) = d0_first.rsplit_once('-').unwrap();
+    let err = try_target(format!("{d0_first},1-1-1")).await;
+    let next = format!("0-1-{}", seq.parse::<u64>().unwrap() + 1);
+    assert!(
+        err.contains("no state the binlog passed through") && err.contains(&next),
+        "{err}"
+    );
+    // A server id the binlog does not have at that sequence number.
+    let err = try_target(gtid_1.replace("0-1-", "0-7-")).await;
+    assert!(err.contains("is not in the binlog"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&data_dir).map(|d| d.count()).unwrap_or(0),
+        0
+    );
+}
