@@ -3,7 +3,8 @@
 //! file through `wal-push`/`wal-fetch`, `btar restore --region away --start` on another port with
 //! the rows of the backup's consistent point, a time target outside the window refused, and a
 //! flipped byte in a chunk of the secondary refused on restore. Point-in-time restore by binlog
-//! replay from the secondary: to a time, to latest, refusals outside the window and across a gap.
+//! replay from the secondary: to a time, to latest, to a binlog position and to a GTID
+//! (`--target-lsn`), refusals outside the window and across a gap.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -690,6 +691,11 @@ fn mariadb_restores_to_a_binlog_position_and_to_a_gtid_from_the_secondary() {
             vec![beyond.as_str(), "not in the binlog archived", "away"],
         ),
         ("not-a-target", "0/3000060", vec!["FILE:POS", "D-S-N"]),
+        (
+            "other-family",
+            "mysql-bin.000002:4",
+            vec!["no binlog file of this service", "binlog.NNNNNN"],
+        ),
     ] {
         let (_none, out, data_dir) = restore(sub, target);
         let err = refused(&out, sub);

@@ -5,12 +5,14 @@
 //! `btar wal-fetch`), and point-in-time restore from any location: the base backup
 //! (its files written into a new datadir — older single-stream backups through `mbstream -x` —,
 //! `mariadb-backup --prepare`, `mariadbd` started on a free port), then the archived
-//! binlogs from its consistent point replayed with `mariadb-binlog | mariadb` up to latest or a
-//! time. The recoverable window of a location ends at the last binlog file archived there without
-//! a gap; a target outside it, or past a missing binlog file, is refused.
+//! binlogs from its consistent point replayed with `mariadb-binlog | mariadb` up to latest, a
+//! time, a binlog position `FILE:POS` or a GTID `D-S-N` (a list allowed), the last two given as
+//! [`btar_engine::Target::Position`] (`--target-lsn`; see the `target` module). The recoverable
+//! window of a location ends at the last binlog file archived there without a gap; a target outside
+//! it, or past a missing binlog file, is refused.
 //!
-//! Not yet: position and GTID targets, the continuous binlog follower (only closed, pushed binlog
-//! files are recoverable), and a local server for `btar up`.
+//! Not yet: the continuous binlog follower (only closed, pushed binlog files are recoverable), and a
+//! local server for `btar up`.
 
 mod backup;
 mod binlog;

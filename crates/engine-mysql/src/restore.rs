@@ -188,6 +188,16 @@ fn choose(
         });
     }
     if let Some(b) = &in_binlog {
+        if let BinlogTarget::At { file, family, .. } = b
+            && let Some((_, meta)) = backups.last()
+            && let Some(theirs) = NumberedFiles.position(&meta.binlog.file)
+            && &theirs.family != family
+        {
+            return Err(EngineError::Invalid(format!(
+                "{file} is no binlog file of this service: its backups' binlog files in region `{}` are named {}.NNNNNN",
+                window.region, theirs.family
+            )));
+        }
         return backups
             .iter()
             .rfind(|(_, m)| reaches(m, b))

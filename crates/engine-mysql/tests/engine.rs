@@ -1,6 +1,7 @@
 //! The MySQL/MariaDB engine behind the engine trait, without the CLI: the binlog archive (push,
 //! idempotent re-push, fetch, gaps by the numbered-file watermark) and a server without binary
-//! logging refused before any backup is committed; a time target past the archived binlog refused.
+//! logging refused before any backup is committed; a time target past the archived binlog refused;
+//! the backup a binlog position or GTID target restores, and such targets refused.
 #![allow(clippy::unwrap_used)]
 
 use btar_engine::{

@@ -25,7 +25,8 @@ pub struct RestoreArgs {
     /// Recover to this time (RFC 3339, or `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC).
     #[arg(long, conflicts_with_all = ["target_lsn", "target_name"])]
     target_time: Option<String>,
-    /// Recover to this LSN (`X/Y`).
+    /// Recover to this log position: a PostgreSQL LSN (`X/Y`); for MySQL/MariaDB a binlog position
+    /// (`binlog.000003:1234`) or a GTID (`0-1-42`, or a list `0-1-42,1-2-7`).
     #[arg(long, conflicts_with = "target_name")]
     target_lsn: Option<String>,
     /// Recover to this named restore point (pg_create_restore_point).
