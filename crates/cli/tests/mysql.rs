@@ -566,7 +566,8 @@ fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
 /// Restores to a binlog position and to a GTID (`--target-lsn`) from the secondary. After a backup,
 /// three transactions: T1 in binlog.000001, then T2 and T3 in binlog.000002; the position (`SHOW
 /// MASTER STATUS`) and `@@gtid_binlog_pos` recorded between T2 and T3. Both targets restore exactly
-/// T1 and T2, replaying across two files and cutting the second; a file that is not archived, a
+/// T1 and T2, replaying across two files and cutting the second; a position inside T2 (its commit
+/// event) restores T1 only; a file that is not archived, a
 /// position past the end of an archived file, one that is no event boundary, and a GTID past the
 /// archive are refused, naming what is wrong.
 #[test]
@@ -599,6 +600,14 @@ fn mariadb_restores_to_a_binlog_position_and_to_a_gtid_from_the_secondary() {
     let position = format!("{}:{}", f.next().unwrap(), f.next().unwrap());
     assert!(position.starts_with("binlog.000002:"), "{status}");
     let gtid = src.sql("SELECT @@gtid_binlog_pos");
+    // T2's commit event: a position inside T2.
+    let events = src.sql("SHOW BINLOG EVENTS IN 'binlog.000002'");
+    let xid = events
+        .lines()
+        .rfind(|l| l.split('\t').nth(2) == Some("Xid"))
+        .and_then(|l| l.split('\t').nth(1))
+        .unwrap_or_else(|| panic!("no Xid event: {events}"));
+    let inside_t2 = format!("binlog.000002:{xid}");
     let after_t2 = fingerprint(&src);
     src.sql("INSERT INTO shop.items SELECT seq, 't3' FROM seq.seq_3001_to_3010");
     src.sql("FLUSH BINARY LOGS");
@@ -662,6 +671,11 @@ fn mariadb_restores_to_a_binlog_position_and_to_a_gtid_from_the_secondary() {
         );
         drop(restored);
     }
+    // Inside T2 (before its commit event): T2 is not committed, T1 is.
+    let (restored, out, _) = restore("inside-t2", &inside_t2);
+    assert!(out.status.success(), "inside T2: {}", describe(&out));
+    assert_eq!(fingerprint(&restored), after_t1);
+    drop(restored);
 
     // Refusals, each before anything is written, naming what is wrong.
     let (file, pos) = position.split_once(':').unwrap();
