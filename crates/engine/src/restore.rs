@@ -14,7 +14,8 @@ pub enum Target {
     /// The end of the archive as far as it is gap-free.
     Latest,
     Time(DateTime<Utc>),
-    /// A position in the engine's log (a PostgreSQL LSN `X/Y`).
+    /// A position in the engine's log: a PostgreSQL LSN `X/Y`; for MySQL/MariaDB a binlog position
+    /// `FILE:POS` or a GTID list `D-S-N[,…]`, parsed by that engine.
     Position(String),
     /// A named restore point.
     Name(String),
@@ -87,7 +88,7 @@ pub struct RestoreRequest {
 #[derive(Debug, Clone, Serialize)]
 pub struct Reached {
     pub timeline: u32,
-    /// The log position reached (a PostgreSQL LSN).
+    /// The log position reached (a PostgreSQL LSN; a MySQL/MariaDB binlog `FILE:POS`).
     pub lsn: String,
     pub last_commit_time: Option<DateTime<Utc>>,
 }
