@@ -11,6 +11,8 @@ pub const FAILED: u8 = 1;
 pub const DAMAGE_FOUND: u8 = 2;
 /// `replicate` ran, and a copy job or a log shipment failed.
 pub const JOB_FAILED: u8 = 3;
+/// `check` ran, and a compliance rule failed.
+pub const CHECK_FAILED: u8 = 4;
 /// The command line itself is wrong (sysexits' EX_USAGE), so a script can tell it from a failure.
 pub const USAGE: u8 = 64;
 

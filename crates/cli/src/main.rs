@@ -61,6 +61,9 @@ enum Command {
     WalPrefetch(cmd::wal::PrefetchArgs),
     /// Read every object of a location (or one backup) and report damage; non-zero exit if any.
     Verify(cmd::verify::VerifyArgs),
+    /// Compliance check: a recent copy in each additional region, a primary backup within its plan's
+    /// interval, no hole in any location's log archive. Non-zero exit (4) if any rule fails.
+    Check(cmd::check::CheckArgs),
     /// Run the control plane: REST API, console, metrics, copy workers, log shipping, scheduler.
     Server(cmd::server::ServerArgs),
     /// Register, change, show, list or delete services (user_config.additional_backup_regions).
@@ -240,6 +243,7 @@ fn main() -> ExitCode {
                     Command::WalFetch(a) => a.run(&ctx).await,
                     Command::WalPrefetch(a) => a.run(&ctx).await,
                     Command::Verify(a) => a.run(&ctx).await,
+                    Command::Check(a) => a.run(&ctx).await,
                     Command::Server(a) => a.run(&ctx).await,
                     Command::Service(c) => c.run(&ctx).await,
                     Command::CopyJobs(c) => c.run(&ctx).await,

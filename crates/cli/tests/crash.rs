@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Backend, SVC, World, mark, marks};
+use common::{SVC, World, mark, marks};
 use crash_kit::{Dice, archived_segments, crash_repeatedly, running, sigkill, timed, wal_gaps};
 
 /// Kills per kind of work; 4 kinds, at least 20 in all.
@@ -29,29 +29,11 @@ const LEASE: Duration = Duration::from_millis(3200);
 /// taken over soon. Every kill may land on the same copy job, so a job gets more claims than there
 /// are kills: the test checks resumption, not the final FAILED after the last attempt.
 fn crashable_world() -> World {
-    let mut w = World::new(Backend::Fs);
-    add_plan(&w);
-    w.register();
-    let archive = format!("{} wal-push --service {SVC} %p", w.btar_prefix());
-    let pg = btar_testkit::PgCluster::init(&w.dir, "crash-source", Some(&archive));
-    w.write_config(&pg.conninfo());
-    add_plan(&w);
-    w.pg = Some(pg);
-    w
-}
-
-fn add_plan(w: &World) {
-    let mut cfg: toml::Table = std::fs::read_to_string(&w.config).unwrap().parse().unwrap();
-    let svc = &mut cfg["service"].as_array_mut().unwrap()[0];
-    svc.as_table_mut()
-        .unwrap()
-        .insert("plan".into(), "keep".into());
-    let mut text = toml::to_string(&cfg).unwrap();
-    text.push_str(
-        "\n[[plan]]\nname = \"keep\"\nschedule = \"0 3 * * *\"\nretention_days = 7\nsecondary_retention_days = 7\n\
-         \n[server]\ncopy_lease_seconds = 3\ncopy_attempts = 8\n",
-    );
-    std::fs::write(&w.config, text).unwrap();
+    World::with_planned_cluster(
+        "crash-source",
+        "schedule = \"0 3 * * *\"\nretention_days = 7\nsecondary_retention_days = 7",
+        "[server]\ncopy_lease_seconds = 3\ncopy_attempts = 8",
+    )
 }
 
 fn store(w: &World, region: &str) -> std::path::PathBuf {

@@ -81,13 +81,8 @@ fn verify_reports_a_missing_wal_segment() {
     let clean = w.btar(&["verify", SVC, "--region", "home"]);
     assert!(clean.status.success(), "{}", btar_testkit::describe(&clean));
 
-    let store = w.dir.path().join("store-home");
     let gone = &segments[1];
-    let victim = btar_testkit::files_under(&store)
-        .into_iter()
-        .find(|p| p.ends_with(gone))
-        .expect("segment object on disk");
-    std::fs::remove_file(&victim).unwrap();
+    w.delete_archived("home", gone);
 
     let out = w.btar(&["--output", "json", "verify", SVC, "--region", "home"]);
     assert_eq!(

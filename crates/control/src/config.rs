@@ -113,6 +113,23 @@ impl Default for StorageSettings {
     }
 }
 
+/// `btar check`: the compliance rules' thresholds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckSettings {
+    /// Each additional backup region must hold a backup taken within this many days (AWS Audit
+    /// Manager's BKP-004 default: 30).
+    pub copy_max_age_days: u32,
+}
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        Self {
+            copy_max_age_days: 30,
+        }
+    }
+}
+
 /// `wal-fetch` (a database's restore command, one process per log file): what it keeps between
 /// its runs so that a recovery is not bound by a store round trip per file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,6 +297,8 @@ pub struct Config {
     pub server: ServerSettings,
     #[serde(default)]
     pub wal_fetch: WalFetchSettings,
+    #[serde(default)]
+    pub check: CheckSettings,
     #[serde(default, rename = "plan")]
     pub plans: Vec<PlanConfig>,
     #[serde(default, rename = "region")]

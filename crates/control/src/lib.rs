@@ -8,6 +8,7 @@
 
 pub mod api;
 mod backups;
+pub mod check;
 pub mod config;
 mod copy_worker;
 mod error;

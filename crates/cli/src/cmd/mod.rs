@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod check;
 pub mod copy_jobs;
 pub mod fork;
 pub mod replicate;

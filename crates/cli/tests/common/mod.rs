@@ -72,6 +72,50 @@ impl World {
         w
     }
 
+    /// A world like [`World::with_cluster`]'s whose service has plan `plan` (a `[[plan]]` table's
+    /// keys after its name) and the config tables `extra`. The plan is taken from the config at
+    /// registration, so it is written before and again after the cluster's config.
+    pub fn with_planned_cluster(cluster: &str, plan: &str, extra: &str) -> Self {
+        let mut w = Self::new(Backend::Fs);
+        w.add_plan(plan, extra);
+        w.register();
+        let archive = format!("{} wal-push --service {SVC} %p", w.btar_prefix());
+        let pg = PgCluster::init(&w.dir, cluster, Some(&archive));
+        w.write_config(&pg.conninfo());
+        w.add_plan(plan, extra);
+        w.pg = Some(pg);
+        w
+    }
+
+    fn add_plan(&self, plan: &str, extra: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let mut cfg: toml::Table = text.parse().expect("config is TOML");
+        if let Some(svc) = cfg
+            .get_mut("service")
+            .and_then(|s| s.as_array_mut())
+            .and_then(|a| a.first_mut())
+            .and_then(|s| s.as_table_mut())
+        {
+            svc.insert("plan".into(), "the-plan".into());
+        }
+        let mut text = toml::to_string(&cfg).expect("config to TOML");
+        text.push_str(&format!(
+            "\n[[plan]]\nname = \"the-plan\"\n{plan}\n{extra}\n"
+        ));
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    /// Deletes archived log file `name` from a filesystem region's store; returns its path.
+    pub fn delete_archived(&self, region: &str, name: &str) -> PathBuf {
+        let store = self.dir.path().join(format!("store-{region}"));
+        let victim = btar_testkit::files_under(&store)
+            .into_iter()
+            .find(|p| p.ends_with(name))
+            .expect("log object on disk");
+        std::fs::remove_file(&victim).expect("delete log object");
+        victim
+    }
+
     /// Registers the config's service in the catalog, which creates its home location (any command
     /// that opens the catalog does so on first use; `wal-push` never creates a location).
     pub fn register(&self) {
