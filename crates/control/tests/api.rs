@@ -187,6 +187,7 @@ async fn auth(s: &Server) {
         (Method::GET, "/v1/copy-jobs".into()),
         (Method::GET, "/v1/copy-jobs/x".into()),
         (Method::GET, "/v1/events".into()),
+        (Method::GET, "/v1/check".into()),
     ] {
         let (status, _) = s.raw(method.clone(), &path, Some("{".into()), None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
@@ -658,6 +659,27 @@ async fn events_backups_and_metrics(s: &Server) {
     );
     let answer = s.get(&format!("{P}/service/ghost/backups")).await;
     assert_eq!(answer.0, StatusCode::NOT_FOUND, "{answer:?}");
+
+    // The compliance check: svc1 has no backup anywhere yet, so its rules fail, each by region.
+    let (status, body) = s.get("/v1/check?service=svc1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert!(!results.is_empty(), "{body}");
+    assert!(results.iter().all(|r| r["service"] == "svc1"), "{body}");
+    assert!(
+        results
+            .iter()
+            .any(|r| r["rule"] == "copy_recent" && r["status"] == "FAIL"),
+        "{body}"
+    );
+    assert_eq!(
+        body["failed"].as_u64().unwrap() as usize,
+        results.iter().filter(|r| r["status"] == "FAIL").count()
+    );
+    let answer = s.get("/v1/check?service=ghost").await;
+    assert_eq!(answer.0, StatusCode::NOT_FOUND, "{answer:?}");
+    assert_bad(&s.get("/v1/check?service=../x").await, "");
+    assert_bad(&s.get("/v1/check?bogus=1").await, "");
 
     let (status, text) = s.raw(Method::GET, "/metrics", None, None).await;
     assert_eq!(status, StatusCode::OK);

@@ -6,6 +6,7 @@
 
 mod auth;
 mod backups;
+mod check;
 mod console;
 mod copy_jobs;
 mod error;
@@ -36,6 +37,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/copy-jobs",
     "/v1/copy-jobs/{id}",
     "/v1/events",
+    "/v1/check",
     "/v1/openapi.json",
     "/metrics",
     "/healthz",
@@ -70,6 +72,7 @@ pub fn router(cp: ControlPlane, token: String) -> Router {
         .route("/v1/copy-jobs", get(copy_jobs::list))
         .route("/v1/copy-jobs/{id}", get(copy_jobs::describe))
         .route("/v1/events", get(events::list))
+        .route("/v1/check", get(check::run))
         .route_layer(axum::middleware::from_fn_with_state(
             token,
             auth::require_token,

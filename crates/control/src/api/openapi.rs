@@ -174,6 +174,13 @@ pub fn document() -> Value {
                     "responses": ok("Events", wrapped("events", array(schema("Event"))), &auth)
                 }
             },
+            "/v1/check": {
+                "get": {
+                    "summary": "Compliance check (AWS BKP-004): a recent copy in each additional region, a primary backup within its plan's interval, no hole in any location's log archive",
+                    "parameters": [query("service", "Only this service (default: every service)", "string")],
+                    "responses": ok("One result per service, rule and location", schema("CheckReport"), &auth_404)
+                }
+            },
             "/v1/openapi.json": {
                 "get": {"summary": "This document", "security": public, "responses": {"200": {"description": "OpenAPI 3.1 document"}}}
             },
@@ -334,6 +341,17 @@ fn service_schemas() -> Value {
             "created_by_backup_job_id": {"type": ["string", "null"]},
             "next_attempt_at": {"type": ["string", "null"], "format": "date-time", "description": "When a retryable failure is attempted again within this job"},
             "retry_of": {"type": ["string", "null"], "description": "The final FAILED job this one retries (a failed job is never reopened)"}
+        }},
+        "CheckReport": {"type": "object", "required": ["checked_at", "results", "failed"], "properties": {
+            "checked_at": {"type": "string", "format": "date-time"},
+            "failed": {"type": "integer", "minimum": 0},
+            "results": {"type": "array", "items": {"type": "object", "required": ["service", "rule", "region", "status", "detail"], "properties": {
+                "service": {"type": "string"},
+                "rule": {"type": "string", "enum": ["copy_recent", "backup_fresh", "log_gap_free"]},
+                "region": {"type": "string"},
+                "status": {"type": "string", "enum": ["PASS", "FAIL"]},
+                "detail": {"type": "string"}
+            }}}
         }},
         "Event": {"type": "object", "properties": {
             "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
