@@ -352,7 +352,9 @@ fn state(db: &MariaDb) -> (String, String) {
 /// either side: binlog times have one-second resolution); every closed binlog pushed with
 /// `wal-push` and shipped by `btar replicate`. Restoring to T from `away` uses the first backup and
 /// replays up to T; restoring to latest uses the second and replays to the end of the archive.
-/// Targets outside the window and a missing binlog file in the middle are refused, naming them.
+/// Disaster: with the source stopped and the primary location deleted, a fork from `away` holds
+/// every archived transaction and none after. Targets outside the window and a missing binlog file
+/// in the middle are refused, naming them.
 #[test]
 fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
     use std::time::Duration;
@@ -515,6 +517,35 @@ fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
     eprintln!("fork: {forked}");
     assert_eq!(state(&fork), at_target, "{forked}");
     drop(fork);
+
+    // Disaster: a change the archive never got (in the open binlog), then the source server stopped
+    // and the primary location destroyed. A fork from the secondary to latest holds every
+    // transaction up to the last archived binlog event, and none after.
+    src.sql("INSERT INTO shop.items VALUES (900004, 'never archived')");
+    assert_ne!(state(&src), last);
+    let mut src = src;
+    src.stop();
+    std::fs::remove_dir_all(dir.path().join("store-home")).unwrap();
+    let dr_dir = dir.path().join("dr");
+    let dr_port = free_port();
+    let dr = json(
+        &config,
+        &[
+            "fork",
+            SVC,
+            "--name",
+            "shop-dr2",
+            "--source",
+            "secondary",
+            "--data-dir",
+            dr_dir.to_str().unwrap(),
+            "--port",
+            &dr_port.to_string(),
+        ],
+    );
+    let dr_db = MariaDb::adopt(&dr_dir, dr_port);
+    assert_eq!(state(&dr_db), last, "{dr}");
+    drop(dr_db);
 
     // Outside the window, before the first backup and after the archive: refused, naming it; the
     // directory is left empty.
