@@ -70,7 +70,49 @@ fn result(
     }
 }
 
+/// How long `/metrics` reuses a check, and how long one may take before a scrape goes without.
+const METRICS_CHECK_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+const METRICS_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 impl ControlPlane {
+    /// The check for `/metrics`: the last one if younger than five minutes and of the same services,
+    /// else a new one (one at a time); `None` if it fails or takes longer than 20 s, so a slow store
+    /// cannot hang a scrape.
+    pub(crate) async fn cached_check(&self) -> Option<CheckReport> {
+        let mut slot = self.inner.check_cache.lock().await;
+        // A service created or deleted since makes the last check stale at once.
+        let live: std::collections::BTreeSet<String> = match self.catalog().list_services().await {
+            Ok(s) => s.into_iter().map(|s| s.name).collect(),
+            Err(_) => return None,
+        };
+        if let Some((at, report)) = slot.as_ref()
+            && at.elapsed() < METRICS_CHECK_TTL
+            && report
+                .results
+                .iter()
+                .map(|r| r.service.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                == live
+        {
+            return Some(report.clone());
+        }
+        let now = self.catalog().now();
+        match tokio::time::timeout(METRICS_CHECK_TIMEOUT, self.check(None, now)).await {
+            Ok(Ok(report)) => {
+                *slot = Some((std::time::Instant::now(), report.clone()));
+                Some(report)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "compliance check for /metrics failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("compliance check for /metrics took longer than 20 s; skipped");
+                None
+            }
+        }
+    }
+
     /// Runs every rule for `service` (or every live service) as of `now`.
     pub async fn check(&self, service: Option<&str>, now: DateTime<Utc>) -> Result<CheckReport> {
         let services = match service {

@@ -60,6 +60,8 @@ struct Inner {
     /// Log numbering per service, once a backup told it (see `log_sequence`).
     sequences:
         std::sync::Mutex<std::collections::HashMap<String, Arc<dyn btar_engine::LogSequence>>>,
+    /// The last compliance check `/metrics` ran, and when.
+    check_cache: tokio::sync::Mutex<Option<(std::time::Instant, check::CheckReport)>>,
 }
 
 impl ControlPlane {
@@ -102,6 +104,7 @@ impl ControlPlane {
                 owner,
                 jobs_created: tokio::sync::Notify::new(),
                 sequences: Default::default(),
+                check_cache: Default::default(),
             }),
         };
         cp.register_config_services().await?;

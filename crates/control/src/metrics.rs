@@ -134,6 +134,37 @@ pub async fn render(cp: &ControlPlane) -> Result<String> {
             );
         }
     }
+
+    // The compliance check reads the stores, so it runs at most every few minutes per process.
+    if let Some(report) = cp.cached_check().await {
+        out.family(
+            "btar_check_status",
+            "gauge",
+            "Compliance rules (`btar check`): 1 when the rule holds for the service in the region, 0 when it fails.",
+        );
+        for r in &report.results {
+            let pass = r.status == crate::check::CheckStatus::Pass;
+            out.sample(
+                "btar_check_status",
+                &[
+                    ("service", &r.service),
+                    ("rule", r.rule),
+                    ("region", &r.region),
+                ],
+                if pass { 1.0 } else { 0.0 },
+            );
+        }
+        out.family(
+            "btar_check_timestamp_seconds",
+            "gauge",
+            "Time (Unix seconds) of the compliance check the btar_check_status samples come from.",
+        );
+        out.sample(
+            "btar_check_timestamp_seconds",
+            &[],
+            report.checked_at.timestamp() as f64,
+        );
+    }
     Ok(out.text)
 }
 

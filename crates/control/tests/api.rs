@@ -693,6 +693,8 @@ async fn events_backups_and_metrics(s: &Server) {
         "btar_bytes_pending{service=\"svc1\",destination_region=\"local-b\"} 4096",
         "# TYPE btar_backups gauge",
         "# TYPE btar_backup_data_bytes gauge",
+        "# TYPE btar_check_status gauge",
+        "btar_check_status{service=\"svc1\",rule=\"copy_recent\",region=\"local-b\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "`{line}` not in:\n{text}");
     }

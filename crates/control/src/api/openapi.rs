@@ -187,7 +187,7 @@ pub fn document() -> Value {
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics, computed from the catalog at scrape time",
-                    "description": "btar_copy_jobs{state}, btar_copy_bytes_transferred_total{destination_region}, btar_backup_lag_seconds / btar_wal_lag_seconds / btar_bytes_pending / btar_latest_recoverable_timestamp_seconds {service,destination_region} (newest sample of the last hour), btar_backups / btar_backup_data_bytes / btar_last_backup_timestamp_seconds {service,region,role}, btar_services.",
+                    "description": "btar_copy_jobs{state}, btar_copy_bytes_transferred_total{destination_region}, btar_backup_lag_seconds / btar_wal_lag_seconds / btar_bytes_pending / btar_latest_recoverable_timestamp_seconds {service,destination_region} (newest sample of the last hour), btar_backups / btar_backup_data_bytes / btar_last_backup_timestamp_seconds {service,region,role}, btar_services, btar_check_status {service,rule,region} (1 pass, 0 fail; the compliance check, rerun at most every 5 minutes) and btar_check_timestamp_seconds.",
                     "security": public,
                     "responses": {"200": {"description": "Text exposition format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}
                 }
