@@ -76,6 +76,9 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// One replication pass without a server: missed copies, due copy jobs, missing log files.
     Replicate(cmd::replicate::ReplicateArgs),
+    /// Apply retention to a service's (or every service's) locations now, the plan printed first;
+    /// --dry-run prints the plan only (pgBackRest's expire).
+    Expire(cmd::expire::ExpireArgs),
     /// Apply each plan's retention once (the server does it on its own schedule).
     #[command(subcommand)]
     Retention(cmd::retention::RetentionCmd),
@@ -244,6 +247,7 @@ fn main() -> ExitCode {
                     Command::WalPrefetch(a) => a.run(&ctx).await,
                     Command::Verify(a) => a.run(&ctx).await,
                     Command::Check(a) => a.run(&ctx).await,
+                    Command::Expire(a) => a.run(&ctx).await,
                     Command::Server(a) => a.run(&ctx).await,
                     Command::Service(c) => c.run(&ctx).await,
                     Command::CopyJobs(c) => c.run(&ctx).await,

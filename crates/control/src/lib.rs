@@ -13,6 +13,7 @@ pub mod config;
 mod copy_worker;
 mod error;
 mod fork;
+pub mod lifecycle;
 mod locations;
 mod log_sequence;
 mod log_shipper;

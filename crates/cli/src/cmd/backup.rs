@@ -20,6 +20,16 @@ pub enum BackupCmd {
     /// List SERVICE's backups with their status in the primary and each secondary location, and the
     /// recoverable window of each location.
     List { service: String },
+    /// Delete one backup from one location (its packs and logs go with a later retention pass). The
+    /// location's newest backup is refused unless --force.
+    Delete {
+        service: String,
+        backup: String,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -34,6 +44,22 @@ impl BackupCmd {
         match self {
             BackupCmd::Create { service, no_copy } => create(ctx, &service, no_copy).await,
             BackupCmd::List { service } => list(ctx, &service).await,
+            BackupCmd::Delete {
+                service,
+                backup,
+                region,
+                force,
+            } => {
+                let cp = ctx.control().await?;
+                let d = cp.delete_backup(&service, &region, &backup, force).await?;
+                ctx.out.emit(&d, || {
+                    format!(
+                        "backup {} of {} deleted from region {}; its packs and logs go with a later retention pass",
+                        d.backup, d.service, d.region
+                    )
+                })?;
+                Ok(ExitCode::SUCCESS)
+            }
         }
     }
 }

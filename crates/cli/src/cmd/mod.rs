@@ -4,6 +4,7 @@ pub mod backup;
 pub mod catalog;
 pub mod check;
 pub mod copy_jobs;
+pub mod expire;
 pub mod fork;
 pub mod replicate;
 pub mod report;

@@ -19,29 +19,44 @@ use super::plan::{
 use super::{Expired, STAGING_GRACE};
 use crate::error::Result;
 
-/// Expires what `policy` lets go in `loc` at `now` (see [`plan::plan`]). The engine places logs
+/// How a pass runs: its time, whether it only plans, and how it repacks.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass {
+    pub now: DateTime<Utc>,
+    pub dry_run: bool,
+    pub repack: RepackOptions,
+}
+
+/// Expires what `policy` lets go in `loc` at `how.now` (see [`plan::plan`]). The engine places logs
 /// and backups in its log sequence; the plan itself knows no engine.
 pub async fn expire_location(
     loc: &Location,
     engine: &dyn Engine,
     policy: Policy,
-    now: DateTime<Utc>,
-    repack: RepackOptions,
+    how: Pass,
 ) -> Result<Expired> {
+    let Pass {
+        now,
+        dry_run,
+        repack,
+    } = how;
     let mut out = Expired {
         service: loc.service().into(),
         region: loc.region().name().into(),
+        dry_run,
         ..Default::default()
     };
     // Best effort: a staging file that cannot be removed (another user's) must not stop retention.
-    out.staging = loc
-        .region()
-        .sweep_staging(&layout::service_prefix(loc.service()), STAGING_GRACE)
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(region = loc.region().name(), error = %e, "staging files not swept");
-            0
-        });
+    if !dry_run {
+        out.staging = loc
+            .region()
+            .sweep_staging(&layout::service_prefix(loc.service()), STAGING_GRACE)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(region = loc.region().name(), error = %e, "staging files not swept");
+                0
+            });
+    }
     let manifests = read_manifests(loc).await?;
     let newest = manifests.iter().rev().find_map(|m| m.as_ref().ok());
     let seq = engine.log_sequence(newest);
@@ -59,6 +74,14 @@ pub async fn expire_location(
         Vec::new()
     };
     let plan = plan::plan(&backups, &logs, &chunks, policy, now);
+    if dry_run {
+        out.backups = plan.backups.iter().map(|b| b.name.clone()).collect();
+        out.logs = plan.logs.len() as u64;
+        out.chunks = plan.chunks.len() as u64;
+        record(&plan, loc, &mut out);
+        return Ok(out);
+    }
+    record(&plan, loc, &mut out);
     apply(loc, &plan, &mut out).await?;
     if needs.chunks && plan.chunks_held_by.is_empty() {
         let expired: HashSet<String> = plan.backups.iter().map(|b| b.name.clone()).collect();
@@ -74,6 +97,21 @@ pub async fn expire_location(
             repack::repack(loc, &kept, &written, RepackOptions { now, ..repack }).await?;
     }
     Ok(out)
+}
+
+/// What the plan deletes and why, for the report (printed before anything is deleted).
+fn record(plan: &RetentionPlan, loc: &Location, out: &mut Expired) {
+    out.reasons = plan
+        .backups
+        .iter()
+        .map(|b| format!("{}: {}", b.name, b.reason))
+        .collect();
+    out.log_keys = plan
+        .logs
+        .iter()
+        .map(|l| loc.log_key(&l.timeline, &l.name))
+        .collect();
+    out.chunk_keys = plan.chunks.iter().map(|c| c.key.clone()).collect();
 }
 
 async fn apply(loc: &Location, plan: &RetentionPlan, out: &mut Expired) -> Result<()> {

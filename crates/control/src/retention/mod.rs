@@ -31,6 +31,13 @@ pub struct Expired {
     pub chunks: u64,
     /// Staging files of killed writers removed (filesystem regions).
     pub staging: u64,
+    /// A plan only: nothing was deleted (`btar expire --dry-run`).
+    pub dry_run: bool,
+    /// Why each backup goes, as planned.
+    pub reasons: Vec<String>,
+    /// The log files and content objects (chunks, packs, indexes, markers) deleted, or planned.
+    pub log_keys: Vec<String>,
+    pub chunk_keys: Vec<String>,
     /// What the pass repacked (packs mostly unused by the backups kept).
     pub repacked: btar_format::repack::RepackReport,
 }
@@ -44,12 +51,30 @@ impl ControlPlane {
 
     /// [`Self::apply_retention`] as if it were `now` (tests and `btar retention run --now` move time).
     pub async fn apply_retention_at(&self, now: DateTime<Utc>) -> Result<Vec<Expired>> {
+        self.retention_pass(now, None, None, false).await
+    }
+
+    /// One pass over `only_service`'s (or every service's) locations, `only_region`'s (or all);
+    /// `dry_run` plans without deleting or repacking.
+    pub(crate) async fn retention_pass(
+        &self,
+        now: DateTime<Utc>,
+        only_service: Option<&str>,
+        only_region: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Vec<Expired>> {
         let mut out = Vec::new();
         for svc in self.catalog().list_all_services().await? {
+            if only_service.is_some_and(|s| s != svc.name) {
+                continue;
+            }
             let Ok(plan) = self.config().plan(&svc.plan) else {
                 continue; // no plan: kept until deleted by hand
             };
             for place in self.locations_of(&svc).await? {
+                if only_region.is_some_and(|r| r != place.region) {
+                    continue;
+                }
                 let keep_days = match place.role {
                     Role::Primary => plan.retention_days,
                     Role::Secondary => plan.secondary_retention_days,
@@ -62,16 +87,16 @@ impl ControlPlane {
                 match self.location(&svc.name, region).await {
                     Ok(loc) => {
                         let engine = self.engine_of(&loc)?;
-                        let e = execute::expire_location(
-                            &loc,
-                            engine,
-                            policy,
+                        let how = execute::Pass {
                             now,
-                            self.repack_options(now),
-                        )
-                        .await?;
-                        for b in &e.backups {
-                            self.catalog().delete_backup(&svc.name, region, b).await?;
+                            dry_run,
+                            repack: self.repack_options(now),
+                        };
+                        let e = execute::expire_location(&loc, engine, policy, how).await?;
+                        if !dry_run {
+                            for b in &e.backups {
+                                self.catalog().delete_backup(&svc.name, region, b).await?;
+                            }
                         }
                         out.push(e);
                     }
