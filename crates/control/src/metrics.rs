@@ -34,6 +34,17 @@ pub async fn render(cp: &ControlPlane) -> Result<String> {
     for (state, n) in &by_state {
         out.sample("btar_copy_jobs", &[("state", state)], *n as f64);
     }
+    // FAILED is final (a retry is a new job), so the count only grows: a counter to alert on.
+    out.family(
+        "btar_copy_jobs_failed_total",
+        "counter",
+        "Copy jobs that ended FAILED (after their last attempt).",
+    );
+    out.sample(
+        "btar_copy_jobs_failed_total",
+        &[],
+        by_state.get("FAILED").copied().unwrap_or(0) as f64,
+    );
     out.family(
         "btar_copy_bytes_transferred_total",
         "counter",
@@ -97,6 +108,7 @@ pub async fn render(cp: &ControlPlane) -> Result<String> {
         let mut by_region: BTreeMap<String, Location> = BTreeMap::new();
         for b in catalog.list_backups(&svc.name, None).await? {
             let loc = by_region.entry(b.region).or_default();
+            loc.role = b.role.as_str();
             loc.count += 1;
             loc.data_bytes += b.data_size.max(0);
             loc.newest = loc.newest.max(b.backup_time.timestamp());
@@ -129,7 +141,7 @@ pub async fn render(cp: &ControlPlane) -> Result<String> {
         for (service, region, loc) in &locations {
             out.sample(
                 name,
-                &[("service", service), ("region", region)],
+                &[("service", service), ("region", region), ("role", loc.role)],
                 value(loc),
             );
         }
@@ -177,6 +189,8 @@ struct Location {
     count: u64,
     data_bytes: i64,
     newest: i64,
+    /// `primary` or `secondary`: alerts treat a late primary backup and an old copy differently.
+    role: &'static str,
 }
 
 #[derive(Debug, Default)]

@@ -695,8 +695,26 @@ async fn events_backups_and_metrics(s: &Server) {
         "# TYPE btar_backup_data_bytes gauge",
         "# TYPE btar_check_status gauge",
         "btar_check_status{service=\"svc1\",rule=\"copy_recent\",region=\"local-b\"} 0",
+        "# TYPE btar_copy_jobs_failed_total counter",
     ] {
         assert!(text.lines().any(|l| l == line), "`{line}` not in:\n{text}");
+    }
+    // The alert rules and the dashboard shipped in packaging/ use only metrics btar emits.
+    let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging");
+    for file in ["prometheus/btar-alerts.yml", "grafana/btar-dashboard.json"] {
+        let used = std::fs::read_to_string(packaging.join(file)).unwrap();
+        let names: std::collections::BTreeSet<&str> = used
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("btar_"))
+            .collect();
+        assert!(!names.is_empty(), "{file}");
+        for name in names {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("# TYPE {name} "))),
+                "{file} uses `{name}`, which /metrics does not emit"
+            );
+        }
     }
 }
 
