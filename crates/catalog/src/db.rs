@@ -52,6 +52,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_locations.sql"),
         postgres: include_str!("../migrations/postgres/0003_locations.sql"),
     },
+    Migration {
+        version: 4,
+        description: "alert conditions that hold",
+        sqlite: include_str!("../migrations/sqlite/0004_alerts.sql"),
+        postgres: include_str!("../migrations/postgres/0004_alerts.sql"),
+    },
 ];
 
 pub(crate) fn latest_schema_version() -> i64 {

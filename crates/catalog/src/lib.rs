@@ -6,6 +6,7 @@
 //! or in PostgreSQL when several btar processes share the work; both run the same runtime queries
 //! through `sqlx::Any`, with times stored as Unix milliseconds.
 
+mod alerts;
 mod backups;
 mod clock;
 mod copy_jobs;
@@ -24,6 +25,7 @@ use sqlx::AnyPool;
 
 use crate::error::DbContext;
 
+pub use alerts::Alert;
 pub use backups::{BackupRecord, Role};
 pub use btar_engine::EngineKind;
 pub use clock::{Clock, ManualClock, SystemClock};

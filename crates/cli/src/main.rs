@@ -76,6 +76,9 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// One replication pass without a server: missed copies, due copy jobs, missing log files.
     Replicate(cmd::replicate::ReplicateArgs),
+    /// Notifications: the alerts that hold, or one evaluation without a server.
+    #[command(subcommand)]
+    Alerts(cmd::alerts::AlertsCmd),
     /// Apply retention to a service's (or every service's) locations now, the plan printed first;
     /// --dry-run prints the plan only (pgBackRest's expire).
     Expire(cmd::expire::ExpireArgs),
@@ -248,6 +251,7 @@ fn main() -> ExitCode {
                     Command::Verify(a) => a.run(&ctx).await,
                     Command::Check(a) => a.run(&ctx).await,
                     Command::Expire(a) => a.run(&ctx).await,
+                    Command::Alerts(a) => a.run(&ctx).await,
                     Command::Server(a) => a.run(&ctx).await,
                     Command::Service(c) => c.run(&ctx).await,
                     Command::CopyJobs(c) => c.run(&ctx).await,

@@ -113,6 +113,32 @@ impl Default for StorageSettings {
     }
 }
 
+/// Notifications (see `alerts`): where they go and the optional lag threshold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    /// URLs that get each alert as a JSON POST (`text` suits Slack's incoming webhooks). Never
+    /// logged: such URLs often carry their secret.
+    pub webhooks: Vec<String>,
+    /// Commands (`sh -c`) that get each alert as JSON on stdin and in `BTAR_ALERT_*` variables.
+    pub commands: Vec<String>,
+    /// Alert when backups reach an additional region this many seconds after the primary.
+    pub backup_lag_seconds: Option<u64>,
+    /// Tries per sink and alert (0.5 s, then doubling, between them).
+    pub attempts: u32,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            commands: Vec::new(),
+            backup_lag_seconds: None,
+            attempts: 3,
+        }
+    }
+}
+
 /// `btar check`: the compliance rules' thresholds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -299,6 +325,8 @@ pub struct Config {
     pub wal_fetch: WalFetchSettings,
     #[serde(default)]
     pub check: CheckSettings,
+    #[serde(default)]
+    pub alerts: AlertSettings,
     #[serde(default, rename = "plan")]
     pub plans: Vec<PlanConfig>,
     #[serde(default, rename = "region")]

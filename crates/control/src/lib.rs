@@ -6,6 +6,7 @@
 //! The stores are the truth; the catalog is an index and a job log. Every pass here is idempotent, so
 //! any number of `btar server` processes can share one PostgreSQL catalog.
 
+pub mod alerts;
 pub mod api;
 mod backups;
 pub mod check;

@@ -126,11 +126,15 @@ impl ControlPlane {
         }
     }
 
-    /// One scheduler pass: planned backups, missed copies, retention.
+    /// One scheduler pass: planned backups, missed copies, retention, alerts.
     pub async fn schedule_pass(&self) -> Result<()> {
         self.run_plans().await?;
         self.queue_missing_copies().await?;
         self.apply_retention().await?;
+        // A notification that cannot go out must not stop backups or retention.
+        if let Err(e) = self.evaluate_alerts().await {
+            tracing::warn!(error = %e, "alerts not evaluated");
+        }
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod alerts;
 pub mod backup;
 pub mod catalog;
 pub mod check;
