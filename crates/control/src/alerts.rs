@@ -4,8 +4,8 @@
 //! (a JSON POST whose `text` suits Slack's incoming webhooks) and commands (the alert as JSON on
 //! stdin and in `BTAR_ALERT_*` variables), each tried a few times; every delivery is an event.
 //!
-//! Conditions: a copy job FAILED after its last attempt (until a later copy of that service to
-//! that region completes); a compliance rule failing (`btar check`: copy age, late primary backup,
+//! Conditions: a primary backup that failed (until one is committed again); a copy job FAILED
+//! after its last attempt (until a later copy of that service to that region completes); a compliance rule failing (`btar check`: copy age, late primary backup,
 //! a hole in a log archive; the check is rerun at most every 5 minutes, so its alerts resolve within
 //! that); backup lag over `[alerts] backup_lag_seconds`.
 
@@ -109,6 +109,30 @@ impl ControlPlane {
                             j.status_message.as_deref().unwrap_or("no reason recorded")
                         ),
                         service: Some(service),
+                    },
+                );
+            }
+        }
+        // A service whose newest backup attempt failed (until one is committed again).
+        for svc in self.catalog().list_services().await? {
+            let events = self
+                .catalog()
+                .list_events(&btar_catalog::EventFilter {
+                    service: Some(svc.name.clone()),
+                    after_id: None,
+                    limit: Some(200),
+                })
+                .await?;
+            let last = events
+                .iter()
+                .find(|e| e.kind == "backup_failed" || e.kind == "backup_committed");
+            if let Some(e) = last.filter(|e| e.kind == "backup_failed") {
+                out.insert(
+                    format!("backup_failed/{}", svc.name),
+                    Condition {
+                        service: Some(svc.name.clone()),
+                        kind: "backup_failed",
+                        message: format!("the backup at {} failed: {}", e.at, e.message),
                     },
                 );
             }

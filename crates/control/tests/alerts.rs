@@ -204,6 +204,21 @@ async fn a_failed_copy_alerts_once_and_resolves_once() {
             .all(|e| e.message.contains("delivered to webhook 1, command 1")),
         "{alerts:?}"
     );
+    // A failed primary backup alerts until the next one is committed.
+    cp.catalog()
+        .append_event(Some(SVC), "backup_failed", "connection refused")
+        .await
+        .unwrap();
+    cp.evaluate_alerts().await.unwrap();
+    cp.evaluate_alerts().await.unwrap();
+    assert_eq!(of_kind(&got, "backup_failed"), ["firing"]);
+    cp.catalog()
+        .append_event(Some(SVC), "backup_committed", "backup x committed in home")
+        .await
+        .unwrap();
+    cp.evaluate_alerts().await.unwrap();
+    assert_eq!(of_kind(&got, "backup_failed"), ["firing", "resolved"]);
+
     // The webhook's secret path is never in an event.
     assert!(events.iter().all(|e| !e.message.contains("secret-token")));
 }
