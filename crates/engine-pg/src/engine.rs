@@ -173,6 +173,10 @@ impl Engine for PgEngine {
         Ok(wal::fetch(loc, name, dest).await?)
     }
 
+    fn native_log_dir(&self) -> Option<&'static str> {
+        Some("pg_wal")
+    }
+
     fn log_dir(&self, name: &str) -> Option<String> {
         wal::WalFile::parse(name)
             .ok()

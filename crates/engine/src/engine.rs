@@ -121,4 +121,12 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     fn local_server(&self) -> Option<&dyn LocalServer> {
         None
     }
+
+    /// Where, inside a downloaded backup's directory, the log files the backup needs to be
+    /// consistent go so the database's own tools use them without btar (PostgreSQL: `pg_wal`);
+    /// `None` when the engine's native form needs no log files (MariaDB: `--prepare` applies the
+    /// redo log that is part of the backup).
+    fn native_log_dir(&self) -> Option<&'static str> {
+        None
+    }
 }

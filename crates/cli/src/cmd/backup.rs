@@ -20,6 +20,16 @@ pub enum BackupCmd {
     /// List SERVICE's backups with their status in the primary and each secondary location, and the
     /// recoverable window of each location.
     List { service: String },
+    /// Write one backup in the database's native form into a new directory, usable without btar
+    /// (PostgreSQL: a data directory with the WAL it needs in pg_wal; start it with pg_ctl).
+    Download {
+        service: String,
+        backup: String,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Delete one backup from one location (its packs and logs go with a later retention pass). The
     /// location's newest backup is refused unless --force.
     Delete {
@@ -44,6 +54,27 @@ impl BackupCmd {
         match self {
             BackupCmd::Create { service, no_copy } => create(ctx, &service, no_copy).await,
             BackupCmd::List { service } => list(ctx, &service).await,
+            BackupCmd::Download {
+                service,
+                backup,
+                region,
+                to,
+            } => {
+                let cp = ctx.control().await?;
+                let d = cp.download_backup(&service, &region, &backup, &to).await?;
+                ctx.out.emit(&d, || {
+                    format!(
+                        "backup {} of {} from region {} written to {}: {} of files, {} log files",
+                        d.backup,
+                        d.service,
+                        d.region,
+                        d.dir,
+                        crate::output::human_bytes(d.bytes),
+                        d.logs.len()
+                    )
+                })?;
+                Ok(ExitCode::SUCCESS)
+            }
             BackupCmd::Delete {
                 service,
                 backup,
