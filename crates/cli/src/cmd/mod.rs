@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod check;
 pub mod copy_jobs;
 pub mod fork;
+pub mod log_follow;
 pub mod replicate;
 pub mod report;
 pub mod restore;
