@@ -232,7 +232,11 @@ impl Follower<'_> {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     let tail = rx.stderr.lock().map(|t| t.join(" | ")).unwrap_or_default();
                     let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                    return Ok(Some(format!("mariadb-binlog ended ({status}): {tail}")));
+                    return Ok(Some(if tail.is_empty() {
+                        format!("mariadb-binlog ended ({status})")
+                    } else {
+                        format!("mariadb-binlog ended ({status}): {tail}")
+                    }));
                 }
                 _ = tick.tick() => self.drain(resume).await?,
             }

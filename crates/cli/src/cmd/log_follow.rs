@@ -57,17 +57,14 @@ impl FollowArgs {
         let (cfg, out, name) = (&ctx.cfg, ctx.out, svc.name.clone());
         let on_event = move |e: FollowEvent| {
             let (value, text) = match &e {
-                FollowEvent::Started { from } => {
-                    tracing::info!(service = %name, from = %from, "receiving the log");
-                    (
-                        json!({"event": "started", "from": from}),
-                        format!("receiving from {from}"),
-                    )
-                }
+                FollowEvent::Started { from } => (
+                    json!({"event": "started", "from": from}),
+                    format!("receiving from {from}"),
+                ),
                 FollowEvent::Archived(p) => {
                     // Durable in the primary: tell a running server, without waiting for it.
                     btar_control::notify_archived(cfg, &name, &p.timeline, &p.name);
-                    tracing::info!(service = %name, file = %p.name, "archived");
+                    tracing::debug!(service = %name, file = %p.name, "archived");
                     let already = p.put == btar_format::LogPut::AlreadyPresent;
                     (
                         json!({"event": "archived", "name": p.name, "already_present": already}),
