@@ -159,8 +159,8 @@ impl Follower<'_> {
                 resumed_at: start.from.clone(),
             });
         }
-        // The file a previous receiver was in the middle of: received again from its start.
-        for (_, path) in spooled(&self.dir)? {
+        let (from, stale) = receive_from(spooled(&self.dir)?, &fam, &start.from);
+        for path in stale {
             remove(&path)?;
         }
         let conn = Conn::new(&self.s)?;
@@ -179,7 +179,7 @@ impl Follower<'_> {
                 replica_id(self.loc.service())
             ))
             .arg(format!("--result-file={}/", self.dir.display()))
-            .arg(&start.from)
+            .arg(&from)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -204,10 +204,8 @@ impl Follower<'_> {
                 }
             });
         }
-        tracing::info!(service = self.loc.service(), from = %start.from, server = %self.s.describe(), "following the binlog");
-        (self.on_event)(FollowEvent::Started {
-            from: start.from.clone(),
-        });
+        tracing::info!(service = self.loc.service(), from = %from, server = %self.s.describe(), "following the binlog");
+        (self.on_event)(FollowEvent::Started { from });
         Ok(Receiver {
             child,
             _conn: conn,
@@ -326,6 +324,35 @@ fn complete(mut files: Vec<(btar_engine::LogPosition, PathBuf)>) -> Vec<PathBuf>
         }
     }
     out
+}
+
+/// Where the receiver starts given the spool (`start`: the first file not archived), and the
+/// spooled files to remove first. Complete files still waiting for the store (an outage) stay and
+/// the receiver starts at the file after them; the file a previous receiver was in the middle of,
+/// and any file it would write again, is removed and received again from its start.
+fn receive_from(
+    local: Vec<(btar_engine::LogPosition, PathBuf)>,
+    fam: &str,
+    start: &str,
+) -> (String, Vec<PathBuf>) {
+    let Some(first) = NumberedFiles.position(start).map(|p| p.number) else {
+        return (start.to_string(), vec![]);
+    };
+    let have: std::collections::BTreeSet<u64> = local
+        .iter()
+        .filter(|(p, _)| p.family == fam)
+        .map(|(p, _)| p.number)
+        .collect();
+    let mut from = first;
+    while have.contains(&from) && have.contains(&(from + 1)) {
+        from += 1;
+    }
+    let stale = local
+        .into_iter()
+        .filter(|(p, _)| p.family == fam && (p.number >= from || !have.contains(&(p.number + 1))))
+        .map(|(_, path)| path)
+        .collect();
+    (NumberedFiles.name_of(start, from), stale)
 }
 
 fn remove(path: &Path) -> Result<(), EngineError> {
@@ -492,6 +519,48 @@ mod tests {
             .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
             .collect();
         assert_eq!(done, vec!["binlog.000001", "binlog.000002"]);
+    }
+
+    #[test]
+    fn complete_spooled_files_are_kept_and_a_partial_one_received_again() {
+        let pos = |n: &str| {
+            (
+                NumberedFiles.position(n).unwrap(),
+                PathBuf::from(format!("/s/{n}")),
+            )
+        };
+        let names = |v: Vec<PathBuf>| -> Vec<String> {
+            v.iter()
+                .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
+                .collect()
+        };
+        // Killed in the middle of binlog.000003.
+        let (from, stale) = receive_from(vec![pos("binlog.000003")], "binlog", "binlog.000003");
+        assert_eq!(
+            (from.as_str(), names(stale)),
+            ("binlog.000003", vec!["binlog.000003".to_string()])
+        );
+        // 3 and 4 complete but not yet archived (the store was down): kept; 5 received again.
+        let local = vec![
+            pos("binlog.000003"),
+            pos("binlog.000004"),
+            pos("binlog.000005"),
+        ];
+        let (from, stale) = receive_from(local, "binlog", "binlog.000003");
+        assert_eq!(
+            (from.as_str(), names(stale)),
+            ("binlog.000005", vec!["binlog.000005".to_string()])
+        );
+        // A partial file below a gap's restart point is not mistaken for a complete one later.
+        let local = vec![pos("binlog.000002"), pos("other.000001")];
+        let (from, stale) = receive_from(local, "binlog", "binlog.000008");
+        assert_eq!(
+            (from.as_str(), names(stale)),
+            ("binlog.000008", vec!["binlog.000002".to_string()])
+        );
+        // Nothing spooled.
+        let (from, stale) = receive_from(vec![], "binlog", "binlog.000001");
+        assert_eq!((from.as_str(), stale.len()), ("binlog.000001", 0));
     }
 
     #[test]
