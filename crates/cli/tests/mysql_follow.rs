@@ -2,7 +2,8 @@
 //! harness. Closed binlog files reach the primary location within seconds of `FLUSH BINARY LOGS`;
 //! btar killed with SIGKILL takes its `mariadb-binlog` with it, and the next start resumes from the
 //! archive's watermark with no gap; `verify` passes and a restore holds exactly the rows as of the
-//! last rotation. A PostgreSQL service is refused with the reason.
+//! last rotation. A purged file is named as a gap; a PostgreSQL service and an account without the
+//! replication privilege are refused with the reason.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -12,15 +13,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use btar_region::RegionConfig;
 use btar_testkit::{MariaDb, TestDir, db_user, describe, files_under, free_port, fs_region};
 use common::btar_with;
 
 const SVC: &str = "shop";
 
-fn write_config(path: &Path, home: &Path, port: u16) {
-    let region = fs_region("home", home);
+fn write_config(path: &Path, region: &RegionConfig, port: u16, user: &str) {
     let text = format!(
-        "{}\n[[service]]\nname = \"{SVC}\"\nengine = \"mysql\"\ncloud = \"home\"\n\n[service.mysql]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"root\"\n\n[[service]]\nname = \"orders\"\nengine = \"pg\"\ncloud = \"home\"\n\n[service.pg]\nconninfo = \"host=127.0.0.1 port=1 user=postgres dbname=postgres\"\n",
+        "{}\n[[service]]\nname = \"{SVC}\"\nengine = \"mysql\"\ncloud = \"home\"\n\n[service.mysql]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\n\n[[service]]\nname = \"orders\"\nengine = \"pg\"\ncloud = \"home\"\n\n[service.pg]\nconninfo = \"host=127.0.0.1 port=1 user=postgres dbname=postgres\"\n",
         toml::to_string(&serde_json::json!({ "region": [region] })).unwrap()
     );
     std::fs::write(path, text).unwrap();
@@ -95,9 +96,10 @@ fn the_binlog_follower_archives_rotated_files_and_resumes_after_kill_9_without_a
     let t0 = Instant::now();
     let dir = TestDir::new();
     let home = dir.sub("store-home");
+    let region = fs_region("home", &home);
     let src = MariaDb::start(&dir, "source");
     let config = dir.path().join("btar.toml");
-    write_config(&config, &home, src.port);
+    write_config(&config, &region, src.port, "root");
     let archived = |name: &str| {
         files_under(&home).iter().any(|p| {
             p.to_string_lossy()
@@ -263,9 +265,10 @@ fn the_binlog_follower_archives_rotated_files_and_resumes_after_kill_9_without_a
 fn a_binlog_purged_before_it_was_archived_is_named_as_a_gap() {
     let dir = TestDir::new();
     let home = dir.sub("store-home");
+    let region = fs_region("home", &home);
     let src = MariaDb::start(&dir, "source");
     let config = dir.path().join("btar.toml");
-    write_config(&config, &home, src.port);
+    write_config(&config, &region, src.port, "root");
     let archived = |name: &str| {
         files_under(&home).iter().any(|p| {
             p.to_string_lossy()
@@ -331,4 +334,14 @@ fn a_binlog_purged_before_it_was_archived_is_named_as_a_gap() {
         "{}",
         describe(&verified)
     );
+
+    // An account that may list the binlog but not replicate it: refused at once, naming the grant.
+    src.sql("CREATE USER 'mon'@'%'; GRANT BINLOG MONITOR ON *.* TO 'mon'@'%'");
+    write_config(&config, &region, src.port, "mon");
+    let t = Instant::now();
+    let out = btar_with(&config, &["log-follow", "--service", SVC]);
+    let err = describe(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("needs REPLICATION SLAVE"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 }

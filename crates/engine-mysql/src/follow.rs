@@ -61,7 +61,7 @@ impl LogFollower for BinlogFollower {
         on_event: &(dyn Fn(FollowEvent) + Send + Sync),
     ) -> Result<(), EngineError> {
         let s = crate::engine::settings(settings)?;
-        Follower {
+        let run = Follower {
             loc,
             s,
             dir: opts.spool_dir.clone(),
@@ -69,7 +69,12 @@ impl LogFollower for BinlogFollower {
             on_event,
         }
         .run()
-        .await
+        .await;
+        match run {
+            // A push cut short by the cancellation is not a failure: it is done again next time.
+            Err(_) if opts.cancel.is_cancelled() => Ok(()),
+            r => r,
+        }
     }
 }
 
@@ -230,6 +235,12 @@ impl Follower<'_> {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     let tail = rx.stderr.lock().map(|t| t.join(" | ")).unwrap_or_default();
                     let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    // Restarting cannot help an account without the replication privilege.
+                    if tail.contains("Access denied") || tail.contains("REPLICATION SLAVE") {
+                        return Err(EngineError::Invalid(format!(
+                            "mariadb-binlog ended ({status}): {tail}: the account in [service.mysql] needs REPLICATION SLAVE (and BINLOG MONITOR)"
+                        )));
+                    }
                     return Ok(Some(if tail.is_empty() {
                         format!("mariadb-binlog ended ({status})")
                     } else {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use btar_engine::{FollowEvent, FollowOptions};
+use btar_engine::{EngineError, FollowEvent, FollowOptions};
 use serde_json::json;
 
 use super::Ctx;
@@ -27,11 +27,12 @@ impl FollowArgs {
         let svc = ctx.cfg.service(self.service.as_deref())?.clone();
         let engine = ctx.engines.get(svc.engine)?;
         let Some(follower) = engine.log_follower() else {
-            anyhow::bail!(
+            return Err(EngineError::Invalid(format!(
                 "{} archives its log with archive_command (wal-push); nothing to follow for service `{}`",
                 svc.engine.product(),
                 svc.name
-            );
+            ))
+            .into());
         };
         let settings = svc.agent().cloned().with_context(|| {
             format!(
