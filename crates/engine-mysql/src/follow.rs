@@ -260,8 +260,11 @@ impl Follower<'_> {
             match binlog::push(self.loc, &path).await {
                 Ok((timeline, name, put)) => {
                     remove(&path)?;
-                    if let Some(p) = NumberedFiles.position(&name) {
-                        *resume = Some(NumberedFiles.name_of(&name, p.number + 1));
+                    if let Some(next) = NumberedFiles
+                        .position(&name)
+                        .and_then(|p| p.number.checked_add(1))
+                    {
+                        *resume = Some(NumberedFiles.name_of(&name, next));
                     }
                     (self.on_event)(FollowEvent::Archived(PushedLog {
                         timeline,
@@ -355,12 +358,18 @@ fn receive_from(
         .map(|(p, _)| p.number)
         .collect();
     let mut from = first;
-    while have.contains(&from) && have.contains(&(from + 1)) {
-        from += 1;
+    while let Some(next) = from.checked_add(1)
+        && have.contains(&from)
+        && have.contains(&next)
+    {
+        from = next;
     }
     let stale = local
         .into_iter()
-        .filter(|(p, _)| p.family == fam && (p.number >= from || !have.contains(&(p.number + 1))))
+        .filter(|(p, _)| {
+            p.family == fam
+                && (p.number >= from || p.number.checked_add(1).is_none_or(|n| !have.contains(&n)))
+        })
         .map(|(_, path)| path)
         .collect();
     (NumberedFiles.name_of(start, from), stale)
@@ -414,7 +423,7 @@ async fn archived_resume(loc: &Location, fam: &str) -> Result<Option<String>, En
         .find(|w| w.timeline == fam)
         .and_then(|w| {
             let n = NumberedFiles.position(&w.watermark)?.number;
-            Some(NumberedFiles.name_of(&w.watermark, n + 1))
+            Some(NumberedFiles.name_of(&w.watermark, n.checked_add(1)?))
         }))
 }
 
