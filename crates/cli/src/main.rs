@@ -54,6 +54,9 @@ enum Command {
     Restore(cmd::restore::RestoreArgs),
     /// Archive one WAL file (for PostgreSQL's archive_command = 'btar wal-push %p').
     WalPush(cmd::wal::PushArgs),
+    /// Follow the server's log as it is written and archive each complete file (MariaDB's binlog),
+    /// in the foreground until SIGTERM; for a service manager.
+    LogFollow(cmd::log_follow::FollowArgs),
     /// Fetch one WAL file (for restore_command = 'btar wal-fetch %f %p'). Exit 1: not archived.
     WalFetch(cmd::wal::FetchArgs),
     /// Fetch the log files after one into wal-fetch's spool (started by wal-fetch itself).
@@ -247,6 +250,7 @@ fn main() -> ExitCode {
                     Command::Restore(a) => a.run(&ctx).await,
                     Command::WalPush(a) => a.run(&ctx).await,
                     Command::WalFetch(a) => a.run(&ctx).await,
+                    Command::LogFollow(a) => a.run(&ctx).await,
                     Command::WalPrefetch(a) => a.run(&ctx).await,
                     Command::Verify(a) => a.run(&ctx).await,
                     Command::Check(a) => a.run(&ctx).await,

@@ -8,7 +8,11 @@ use std::process::Command;
 fn systemd_units_verify_and_name_real_commands() {
     let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/systemd");
     let dir = btar_testkit::TestDir::new();
-    for name in ["btar.service", "btar-backup@.service"] {
+    for name in [
+        "btar.service",
+        "btar-backup@.service",
+        "btar-log-follow@.service",
+    ] {
         let text = std::fs::read_to_string(units.join(name)).unwrap();
         let exec = text
             .lines()

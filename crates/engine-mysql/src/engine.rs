@@ -5,20 +5,21 @@ use std::sync::Arc;
 
 use btar_engine::log::NumberedFiles;
 use btar_engine::{
-    AgentSettings, BackupOptions, BackupPoint, Engine, EngineError, EngineKind, LogSequence,
-    Progress, PushedLog, RestoreOutcome, RestoreRequest, Window,
+    AgentSettings, BackupOptions, BackupPoint, Engine, EngineError, EngineKind, LogFollower,
+    LogSequence, Progress, PushedLog, RestoreOutcome, RestoreRequest, Window,
 };
 use btar_format::verify::Problem;
 use btar_format::{BackupWriter, Location, Manifest};
 
 use crate::backup::MysqlMeta;
+use crate::follow::BinlogFollower;
 use crate::{MysqlSettings, backup, binlog, restore};
 
 /// The MySQL/MariaDB engine.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MysqlEngine;
 
-fn settings(s: &AgentSettings) -> Result<MysqlSettings, EngineError> {
+pub(crate) fn settings(s: &AgentSettings) -> Result<MysqlSettings, EngineError> {
     s.parse::<MysqlSettings>()
         .map_err(|e| EngineError::Invalid(format!("invalid MySQL/MariaDB settings: {e}")))
 }
@@ -118,6 +119,10 @@ impl Engine for MysqlEngine {
         only: Option<&str>,
     ) -> Result<Vec<Problem>, EngineError> {
         binlog::gaps(loc, only).await
+    }
+
+    fn log_follower(&self) -> Option<&dyn LogFollower> {
+        Some(&BinlogFollower)
     }
 }
 

@@ -11,12 +11,17 @@
 //! window of a location ends at the last binlog file archived there without a gap; a target outside
 //! it, or past a missing binlog file, is refused.
 //!
-//! Not yet: the continuous binlog follower (only closed, pushed binlog files are recoverable), and a
-//! local server for `btar up`.
+//! The continuous binlog archive (`btar log-follow`, the `follow` module) receives the binlog with
+//! `mariadb-binlog --read-from-remote-server --raw --stop-never` and archives each file once the
+//! server has rotated past it; the open file is recoverable only once rotated.
+//!
+//! Not yet: the open binlog file shipped as it is written (seconds-level RPO), and a local server
+//! for `btar up`.
 
 mod backup;
 mod binlog;
 mod engine;
+mod follow;
 mod replay;
 mod restore;
 mod target;
@@ -25,6 +30,7 @@ pub mod xbstream;
 
 pub use backup::{BinlogPoint, MysqlMeta};
 pub use engine::MysqlEngine;
+pub use follow::BinlogFollower;
 
 /// Engine name stored in service descriptors and manifests.
 pub const ENGINE: &str = "mysql";

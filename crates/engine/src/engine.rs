@@ -7,8 +7,8 @@ use btar_format::{BackupWriter, Location, LogPut, Manifest};
 use chrono::{DateTime, Utc};
 
 use crate::{
-    AgentSettings, EngineError, EngineKind, LocalServer, LogSequence, Progress, RestoreOutcome,
-    RestoreRequest, Window,
+    AgentSettings, EngineError, EngineKind, LocalServer, LogFollower, LogSequence, Progress,
+    RestoreOutcome, RestoreRequest, Window,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +127,13 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// `None` when the engine's native form needs no log files (MariaDB: `--prepare` applies the
     /// redo log that is part of the backup).
     fn native_log_dir(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The engine's way to follow its server's log into the archive, if its server does not push
+    /// each log file itself (MySQL/MariaDB's binlog; PostgreSQL archives WAL with
+    /// `archive_command`).
+    fn log_follower(&self) -> Option<&dyn LogFollower> {
         None
     }
 }

@@ -1,7 +1,8 @@
 //! The engine layer (DESIGN.md, "Roles": the agent). Everything that differs between PostgreSQL and
 //! MySQL/MariaDB sits behind [`Engine`]: taking a backup into a [`btar_format::BackupWriter`], the
 //! recoverable window of a location, restoring to a target and starting the server, pushing and
-//! fetching one archived log file, and the [`LogSequence`] that orders those files for the
+//! fetching one archived log file, following the server's log where the server has no archive hook
+//! ([`LogFollower`]), and the [`LogSequence`] that orders those files for the
 //! replicator's watermark and for retention.
 //!
 //! The control plane, replicator and CLI name no engine crate: the binary registers the engines it
@@ -10,6 +11,7 @@
 
 mod engine;
 mod error;
+mod follow;
 mod kind;
 mod local;
 pub mod log;
@@ -21,6 +23,7 @@ pub mod spool;
 
 pub use engine::{BackupOptions, BackupPoint, Engine, PushedLog};
 pub use error::EngineError;
+pub use follow::{FollowEvent, FollowOptions, LogFollower};
 pub use kind::{EngineKind, UnknownEngine};
 pub use local::{LocalServer, LocalSpec, OsUser};
 pub use log::{LogPosition, LogSequence, Watermark, watermarks};

@@ -7,6 +7,7 @@ pub mod check;
 pub mod copy_jobs;
 pub mod expire;
 pub mod fork;
+pub mod log_follow;
 pub mod replicate;
 pub mod report;
 pub mod restore;
