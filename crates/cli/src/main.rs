@@ -79,6 +79,9 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// One replication pass without a server: missed copies, due copy jobs, missing log files.
     Replicate(cmd::replicate::ReplicateArgs),
+    /// What each location holds and costs over a period: stored bytes and objects (listed), GB-hours,
+    /// bytes copied in; with [[price]] entries, money.
+    Cost(cmd::cost::CostArgs),
     /// Notifications: the alerts that hold, or one evaluation without a server.
     #[command(subcommand)]
     Alerts(cmd::alerts::AlertsCmd),
@@ -256,6 +259,7 @@ fn main() -> ExitCode {
                     Command::Check(a) => a.run(&ctx).await,
                     Command::Expire(a) => a.run(&ctx).await,
                     Command::Alerts(a) => a.run(&ctx).await,
+                    Command::Cost(a) => a.run(&ctx).await,
                     Command::Server(a) => a.run(&ctx).await,
                     Command::Service(c) => c.run(&ctx).await,
                     Command::CopyJobs(c) => c.run(&ctx).await,

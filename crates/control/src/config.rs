@@ -113,6 +113,18 @@ impl Default for StorageSettings {
     }
 }
 
+/// What a region costs, in any one currency, for `btar cost`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    pub region: String,
+    /// Storage, per GB (10^9 bytes) and month (730 hours).
+    pub gb_month: f64,
+    /// Data written into the region by copies, per GB (cross-region transfer).
+    #[serde(default)]
+    pub transfer_gb: f64,
+}
+
 /// Notifications (see `alerts`): where they go and the optional lag threshold.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -327,6 +339,9 @@ pub struct Config {
     pub check: CheckSettings,
     #[serde(default)]
     pub alerts: AlertSettings,
+    /// Prices per region for `btar cost` (optional).
+    #[serde(default, rename = "price")]
+    pub prices: Vec<PriceConfig>,
     #[serde(default, rename = "plan")]
     pub plans: Vec<PlanConfig>,
     #[serde(default, rename = "region")]
@@ -372,6 +387,24 @@ impl Config {
                 return Err(ConfigError::Invalid(format!(
                     "region `{}` is declared twice",
                     r.name
+                )));
+            }
+        }
+        for p in &self.prices {
+            if !names.contains(p.region.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "[[price]] names region `{}`, which is not declared",
+                    p.region
+                )));
+            }
+            if !(p.gb_month.is_finite()
+                && p.gb_month >= 0.0
+                && p.transfer_gb.is_finite()
+                && p.transfer_gb >= 0.0)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "[[price]] for `{}`: prices must be finite and not negative",
+                    p.region
                 )));
             }
         }
@@ -525,6 +558,11 @@ impl Config {
 
     /// The catalog URL: configured, or a SQLite file beside the config. A SQLite file is created on
     /// first use (`mode=rwc`) unless the URL names its own mode.
+    /// The `[[price]]` of `region`, if any.
+    pub fn price(&self, region: &str) -> Option<&PriceConfig> {
+        self.prices.iter().find(|p| p.region == region)
+    }
+
     /// The catalog's copy-job retry rules from `[server]`.
     pub fn catalog_options(&self) -> btar_catalog::CatalogOptions {
         btar_catalog::CatalogOptions {

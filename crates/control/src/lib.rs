@@ -12,6 +12,7 @@ mod backups;
 pub mod check;
 pub mod config;
 mod copy_worker;
+pub mod cost;
 mod error;
 mod fork;
 pub mod lifecycle;

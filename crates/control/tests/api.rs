@@ -188,6 +188,7 @@ async fn auth(s: &Server) {
         (Method::GET, "/v1/copy-jobs/x".into()),
         (Method::GET, "/v1/events".into()),
         (Method::GET, "/v1/check".into()),
+        (Method::GET, "/v1/cost".into()),
     ] {
         let (status, _) = s.raw(method.clone(), &path, Some("{".into()), None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
@@ -680,6 +681,13 @@ async fn events_backups_and_metrics(s: &Server) {
     assert_eq!(answer.0, StatusCode::NOT_FOUND, "{answer:?}");
     assert_bad(&s.get("/v1/check?service=../x").await, "");
     assert_bad(&s.get("/v1/check?bogus=1").await, "");
+    let (status, body) = s.get("/v1/cost?service=svc1&period=day").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["period"], "day", "{body}");
+    assert!(body["lines"].is_array(), "{body}");
+    assert_bad(&s.get("/v1/cost?period=fortnight").await, "fortnight");
+    let answer = s.get("/v1/cost?service=ghost").await;
+    assert_eq!(answer.0, StatusCode::NOT_FOUND, "{answer:?}");
 
     let (status, text) = s.raw(Method::GET, "/metrics", None, None).await;
     assert_eq!(status, StatusCode::OK);

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod catalog;
 pub mod check;
 pub mod copy_jobs;
+pub mod cost;
 pub mod expire;
 pub mod fork;
 pub mod log_follow;

@@ -9,6 +9,7 @@ mod backups;
 mod check;
 mod console;
 mod copy_jobs;
+mod cost;
 mod error;
 mod events;
 mod extract;
@@ -38,6 +39,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/copy-jobs/{id}",
     "/v1/events",
     "/v1/check",
+    "/v1/cost",
     "/v1/openapi.json",
     "/metrics",
     "/healthz",
@@ -73,6 +75,7 @@ pub fn router(cp: ControlPlane, token: String) -> Router {
         .route("/v1/copy-jobs/{id}", get(copy_jobs::describe))
         .route("/v1/events", get(events::list))
         .route("/v1/check", get(check::run))
+        .route("/v1/cost", get(cost::report))
         .route_layer(axum::middleware::from_fn_with_state(
             token,
             auth::require_token,

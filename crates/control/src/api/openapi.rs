@@ -181,6 +181,16 @@ pub fn document() -> Value {
                     "responses": ok("One result per service, rule and location", schema("CheckReport"), &auth_404)
                 }
             },
+            "/v1/cost": {
+                "get": {
+                    "summary": "Per service and location: backups, logical and stored bytes, objects, GB-hours over the period, bytes copied in; with [[price]] entries, money",
+                    "parameters": [
+                        query("service", "Only this service (default: every service)", "string"),
+                        query("period", "hour, day, week, month (30 days, the default) or year", "string")
+                    ],
+                    "responses": ok("Cost per location", schema("CostReport"), &auth_404)
+                }
+            },
             "/v1/openapi.json": {
                 "get": {"summary": "This document", "security": public, "responses": {"200": {"description": "OpenAPI 3.1 document"}}}
             },
@@ -341,6 +351,22 @@ fn service_schemas() -> Value {
             "created_by_backup_job_id": {"type": ["string", "null"]},
             "next_attempt_at": {"type": ["string", "null"], "format": "date-time", "description": "When a retryable failure is attempted again within this job"},
             "retry_of": {"type": ["string", "null"], "description": "The final FAILED job this one retries (a failed job is never reopened)"}
+        }},
+        "CostReport": {"type": "object", "required": ["period", "from", "to", "lines"], "properties": {
+            "period": {"type": "string"},
+            "from": {"type": "string", "format": "date-time"},
+            "to": {"type": "string", "format": "date-time"},
+            "total_price": {"type": "number"},
+            "lines": {"type": "array", "items": {"type": "object",
+                "required": ["service", "region", "role", "backups", "logical_bytes", "stored_bytes", "objects", "gb_hours", "copy_jobs", "copy_bytes"],
+                "properties": {
+                    "service": {"type": "string"}, "region": {"type": "string"},
+                    "role": {"type": "string", "enum": ["primary", "secondary"]},
+                    "backups": {"type": "integer"}, "logical_bytes": {"type": "integer"},
+                    "stored_bytes": {"type": "integer"}, "objects": {"type": "integer"},
+                    "gb_hours": {"type": "number"}, "copy_jobs": {"type": "integer"},
+                    "copy_bytes": {"type": "integer"}, "price": {"type": "number"}
+                }}}
         }},
         "CheckReport": {"type": "object", "required": ["checked_at", "results", "failed"], "properties": {
             "checked_at": {"type": "string", "format": "date-time"},
