@@ -82,6 +82,9 @@ enum Command {
     /// What each location holds and costs over a period: stored bytes and objects (listed), GB-hours,
     /// bytes copied in; with [[price]] entries, money.
     Cost(cmd::cost::CostArgs),
+    /// Restore drills: restore, validate, record, clean up (AWS restore testing).
+    #[command(subcommand)]
+    Drill(cmd::drill::DrillCmd),
     /// Notifications: the alerts that hold, or one evaluation without a server.
     #[command(subcommand)]
     Alerts(cmd::alerts::AlertsCmd),
@@ -260,6 +263,7 @@ fn main() -> ExitCode {
                     Command::Expire(a) => a.run(&ctx).await,
                     Command::Alerts(a) => a.run(&ctx).await,
                     Command::Cost(a) => a.run(&ctx).await,
+                    Command::Drill(a) => a.run(&ctx).await,
                     Command::Server(a) => a.run(&ctx).await,
                     Command::Service(c) => c.run(&ctx).await,
                     Command::CopyJobs(c) => c.run(&ctx).await,

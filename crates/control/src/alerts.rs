@@ -4,7 +4,8 @@
 //! (a JSON POST whose `text` suits Slack's incoming webhooks) and commands (the alert as JSON on
 //! stdin and in `BTAR_ALERT_*` variables), each tried a few times; every delivery is an event.
 //!
-//! Conditions: a primary backup that failed (until one is committed again); a copy job FAILED
+//! Conditions: a primary backup that failed (until one is committed again); a restore drill that
+//! did not succeed (until one does); a copy job FAILED
 //! after its last attempt (until a later copy of that service to that region completes); a compliance rule failing (`btar check`: copy age, late primary backup,
 //! a hole in a log archive; the check is rerun at most every 5 minutes, so its alerts resolve within
 //! that); backup lag over `[alerts] backup_lag_seconds`.
@@ -123,6 +124,21 @@ impl ControlPlane {
                     limit: Some(200),
                 })
                 .await?;
+            if let Some(d) = events.iter().find(|e| e.kind.starts_with("drill_"))
+                && d.kind != "drill_successful"
+            {
+                out.insert(
+                    format!("drill_failed/{}", svc.name),
+                    Condition {
+                        service: Some(svc.name.clone()),
+                        kind: "drill_failed",
+                        message: format!(
+                            "the restore drill at {} did not succeed ({})",
+                            d.at, d.kind
+                        ),
+                    },
+                );
+            }
             let last = events
                 .iter()
                 .find(|e| e.kind == "backup_failed" || e.kind == "backup_committed");

@@ -113,6 +113,27 @@ impl Default for StorageSettings {
     }
 }
 
+/// A scheduled restore drill (AWS restore testing plan).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillConfig {
+    pub service: String,
+    /// Cron expression (5 fields, UTC), e.g. `0 5 * * 1` for Mondays at 05:00.
+    pub schedule: String,
+    /// Location to restore from (default: the home region).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// SQL that must return a row; without it, a server that starts and promotes passes.
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default = "default_drill_timeout")]
+    pub timeout_minutes: u64,
+}
+
+fn default_drill_timeout() -> u64 {
+    15
+}
+
 /// What a region costs, in any one currency, for `btar cost`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -342,6 +363,9 @@ pub struct Config {
     /// Prices per region for `btar cost` (optional).
     #[serde(default, rename = "price")]
     pub prices: Vec<PriceConfig>,
+    /// Scheduled restore drills (`btar server` runs them).
+    #[serde(default, rename = "drill")]
+    pub drills: Vec<DrillConfig>,
     #[serde(default, rename = "plan")]
     pub plans: Vec<PlanConfig>,
     #[serde(default, rename = "region")]
@@ -387,6 +411,18 @@ impl Config {
                 return Err(ConfigError::Invalid(format!(
                     "region `{}` is declared twice",
                     r.name
+                )));
+            }
+        }
+        for d in &self.drills {
+            crate::schedule::Schedule::parse(&d.schedule)
+                .map_err(|e| ConfigError::Invalid(format!("[[drill]] of `{}`: {e}", d.service)))?;
+            if let Some(r) = &d.region
+                && !names.contains(r.as_str())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "[[drill]] of `{}` names region `{r}`, which is not declared",
+                    d.service
                 )));
             }
         }
@@ -625,6 +661,32 @@ mod tests {
         );
         let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         cfg.validate()
+    }
+
+    #[test]
+    fn drills_and_prices_name_declared_regions_and_valid_schedules() {
+        let ok = "allow_cross_provider = true\n\n[[drill]]\nservice = \"s\"\nschedule = \"0 5 * * 1\"\nregion = \"b\"\n\
+                  \n[[price]]\nregion = \"b\"\ngb_month = 0.02\n";
+        assert!(parse(ok).is_ok(), "{:?}", parse(ok));
+        for (bad, needle) in [
+            (
+                "[[drill]]\nservice = \"s\"\nschedule = \"0 5 * * 1\"\nregion = \"zz\"\n",
+                "`zz`",
+            ),
+            (
+                "[[drill]]\nservice = \"s\"\nschedule = \"every day\"\n",
+                "not a cron",
+            ),
+            ("[[price]]\nregion = \"zz\"\ngb_month = 0.02\n", "`zz`"),
+            (
+                "[[price]]\nregion = \"a\"\ngb_month = -1.0\n",
+                "not negative",
+            ),
+        ] {
+            let extra = format!("allow_cross_provider = true\n\n{bad}");
+            let err = parse(&extra).unwrap_err().to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod check;
 pub mod config;
 mod copy_worker;
 pub mod cost;
+pub mod drill;
 mod error;
 mod fork;
 pub mod lifecycle;

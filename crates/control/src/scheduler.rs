@@ -126,12 +126,17 @@ impl ControlPlane {
         }
     }
 
-    /// One scheduler pass: planned backups, missed copies, retention, alerts.
+    /// One scheduler pass: planned backups, missed copies, retention, due drills, alerts.
     pub async fn schedule_pass(&self) -> Result<()> {
         self.run_plans().await?;
         self.queue_missing_copies().await?;
         self.apply_retention().await?;
         // A notification that cannot go out must not stop backups or retention.
+        // Drills run inline: the leader's next pass waits for them (they are rare and bounded by
+        // their timeout), and their results are alerted in the same pass.
+        if let Err(e) = self.run_due_drills().await {
+            tracing::warn!(error = %e, "scheduled drills not run");
+        }
         if let Err(e) = self.evaluate_alerts().await {
             tracing::warn!(error = %e, "alerts not evaluated");
         }

@@ -177,6 +177,35 @@ impl Engine for PgEngine {
         Some("pg_wal")
     }
 
+    fn drills(&self) -> bool {
+        true
+    }
+
+    async fn probe(
+        &self,
+        outcome: &RestoreOutcome,
+        sql: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let conninfo = outcome
+            .conninfo
+            .as_deref()
+            .ok_or_else(|| EngineError::Invalid("the restored server was not started".into()))?;
+        let mut s = crate::server::Server::connect(conninfo).await?;
+        Ok(s.first_row_json(sql).await?)
+    }
+
+    async fn stop_restored(&self, data_dir: &Path) -> Result<(), EngineError> {
+        if !data_dir.join("postmaster.pid").exists() {
+            return Ok(());
+        }
+        let bin = crate::cluster::bin_dir(None)?;
+        let dir = data_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || crate::cluster::stop(&bin, &dir, "immediate"))
+            .await
+            .map_err(|e| EngineError::Failed(e.to_string()))??;
+        Ok(())
+    }
+
     fn log_dir(&self, name: &str) -> Option<String> {
         wal::WalFile::parse(name)
             .ok()

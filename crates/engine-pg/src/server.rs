@@ -222,6 +222,15 @@ impl Server {
         Ok((tli as u32, row.get(1), row.get(2)))
     }
 
+    /// The first row of `sql` (a query usable as a subquery) as JSON text; `None` for no row.
+    pub async fn first_row_json(&mut self, sql: &str) -> Result<Option<String>, PgError> {
+        let wrapped = format!("SELECT row_to_json(q)::text FROM ({sql}) q LIMIT 1");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(wrapped))
+            .fetch_optional(&mut self.conn)
+            .await
+            .map_err(query_err("validation query"))
+    }
+
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.conn
     }

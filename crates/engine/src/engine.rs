@@ -130,6 +130,32 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Whether restore drills can run for this engine: [`Engine::probe`] and
+    /// [`Engine::stop_restored`] work for the servers its restores start.
+    fn drills(&self) -> bool {
+        false
+    }
+
+    /// Runs `sql` on a server a restore started; its first row as JSON text, or `None` when it
+    /// returns no row (a drill's validation query).
+    async fn probe(
+        &self,
+        _outcome: &RestoreOutcome,
+        _sql: &str,
+    ) -> Result<Option<String>, EngineError> {
+        Err(EngineError::Invalid(
+            "this engine cannot run a validation query on a restored server yet".into(),
+        ))
+    }
+
+    /// Stops a server a restore started in `data_dir` (a drill cleans up after itself); nothing to
+    /// do when none runs there.
+    async fn stop_restored(&self, _data_dir: &Path) -> Result<(), EngineError> {
+        Err(EngineError::Invalid(
+            "this engine cannot stop a restored server yet".into(),
+        ))
+    }
+
     /// The engine's way to follow its server's log into the archive, if its server does not push
     /// each log file itself (MySQL/MariaDB's binlog; PostgreSQL archives WAL with
     /// `archive_command`).

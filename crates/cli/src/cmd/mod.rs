@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod check;
 pub mod copy_jobs;
 pub mod cost;
+pub mod drill;
 pub mod expire;
 pub mod fork;
 pub mod log_follow;

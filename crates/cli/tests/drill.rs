@@ -1,0 +1,101 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Restore drills on a real PostgreSQL: a drill from the secondary restores the latest backup on a
+//! free port, runs the validation query and is SUCCESSFUL; one whose query returns no row is
+//! FAILED (exit 3) and raises an alert; both are recorded and listed, the scratch directories and
+//! servers are gone afterwards, and the source database is untouched.
+
+mod common;
+
+use common::{Backend, SVC, World, mark, marks};
+
+fn scratch_dirs() -> Vec<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!("btar-drill-{SVC}-")))
+        .collect()
+}
+
+#[test]
+fn a_drill_restores_validates_records_and_cleans_up() {
+    let w = World::with_cluster(Backend::Fs);
+    mark(w.pg(), "a");
+    let backup = w.backup();
+    let before = scratch_dirs();
+
+    let ok = w.btar(&[
+        "--output",
+        "json",
+        "drill",
+        "run",
+        SVC,
+        "--region",
+        "away",
+        "--query",
+        "SELECT tag FROM marks WHERE tag = 'a'",
+        "--timeout",
+        "120s",
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", btar_testkit::describe(&ok));
+    let r: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(r["state"], "SUCCESSFUL", "{r}");
+    assert_eq!(r["region"], "away", "{r}");
+    assert_eq!(r["backup"], backup.as_str(), "{r}");
+    assert!(r["message"].as_str().unwrap().contains("\"a\""), "{r}");
+    assert!(r["duration_seconds"].as_f64().unwrap() > 0.0, "{r}");
+
+    let bad = w.btar(&[
+        "--output",
+        "json",
+        "drill",
+        "run",
+        SVC,
+        "--query",
+        "SELECT 1 FROM marks WHERE tag = 'nope'",
+        "--timeout",
+        "120s",
+    ]);
+    assert_eq!(
+        bad.status.code(),
+        Some(3),
+        "{}",
+        btar_testkit::describe(&bad)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(r["state"], "FAILED", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("no row"), "{r}");
+
+    let listed = w.btar_json(&["drill", "list", SVC]);
+    let states: Vec<&str> = listed["drills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["FAILED", "SUCCESSFUL"], "{listed}");
+
+    // Cleaned up: no scratch directory left, no server on one.
+    assert_eq!(scratch_dirs(), before);
+    let running = std::process::Command::new("pgrep")
+        .args(["-f", &format!("btar-drill-{SVC}-")])
+        .output()
+        .unwrap();
+    assert!(
+        running.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&running.stdout)
+    );
+    // The source is untouched.
+    assert_eq!(marks(w.pg()), vec!["a"]);
+
+    // The failed drill is an alert condition.
+    let sent = w.btar_json(&["alerts", "evaluate"]);
+    assert!(
+        sent["sent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "drill_failed" && n["status"] == "firing"),
+        "{sent}"
+    );
+}
