@@ -99,3 +99,29 @@ fn a_drill_restores_validates_records_and_cleans_up() {
         "{sent}"
     );
 }
+
+/// A `[[drill]]` schedule: due once per slot. Every minute here, so the first `drill due` runs it
+/// (SUCCESSFUL against the real server) and the next, in the same minute, finds nothing due.
+#[test]
+fn a_scheduled_drill_runs_once_per_slot() {
+    let w = World::with_cluster(Backend::Fs);
+    mark(w.pg(), "a");
+    w.backup();
+    let mut text = std::fs::read_to_string(&w.config).unwrap();
+    text.push_str(&format!(
+        "\n[[drill]]\nservice = \"{SVC}\"\nschedule = \"* * * * *\"\nregion = \"away\"\n\
+         query = \"SELECT count(*) FROM marks HAVING count(*) = 1\"\ntimeout_minutes = 2\n"
+    ));
+    std::fs::write(&w.config, text).unwrap();
+    // Not at the very end of a minute, so both calls fall in the same slot.
+    let sec = chrono::Utc::now().timestamp() % 60;
+    if sec > 45 {
+        std::thread::sleep(std::time::Duration::from_secs((61 - sec) as u64));
+    }
+    let first = w.btar_json(&["drill", "due"]);
+    let ran = first["drills"].as_array().unwrap();
+    assert_eq!(ran.len(), 1, "{first}");
+    assert_eq!(ran[0]["state"], "SUCCESSFUL", "{first}");
+    let again = w.btar_json(&["drill", "due"]);
+    assert_eq!(again["drills"].as_array().unwrap().len(), 0, "{again}");
+}

@@ -147,6 +147,44 @@ pub async fn render(cp: &ControlPlane) -> Result<String> {
         }
     }
 
+    // The newest recorded drill of each service.
+    let drills = cp.drills(None).await?;
+    let mut newest: BTreeMap<&str, &crate::drill::DrillResult> = BTreeMap::new();
+    let mut last_ok: BTreeMap<&str, i64> = BTreeMap::new();
+    for d in &drills {
+        newest.entry(d.service.as_str()).or_insert(d);
+        if d.state == crate::drill::DrillState::Successful {
+            last_ok
+                .entry(d.service.as_str())
+                .or_insert(d.started_at.timestamp());
+        }
+    }
+    out.family(
+        "btar_drill_last_successful",
+        "gauge",
+        "1 when the service's newest restore drill was SUCCESSFUL, 0 when FAILED or TIMED_OUT.",
+    );
+    for (service, d) in &newest {
+        let ok = d.state == crate::drill::DrillState::Successful;
+        out.sample(
+            "btar_drill_last_successful",
+            &[("service", service)],
+            if ok { 1.0 } else { 0.0 },
+        );
+    }
+    out.family(
+        "btar_drill_last_success_timestamp_seconds",
+        "gauge",
+        "Time (Unix seconds) the service's newest SUCCESSFUL restore drill started.",
+    );
+    for (service, t) in &last_ok {
+        out.sample(
+            "btar_drill_last_success_timestamp_seconds",
+            &[("service", service)],
+            *t as f64,
+        );
+    }
+
     // The compliance check reads the stores, so it runs at most every few minutes per process.
     if let Some(report) = cp.cached_check().await {
         out.family(

@@ -189,6 +189,7 @@ async fn auth(s: &Server) {
         (Method::GET, "/v1/events".into()),
         (Method::GET, "/v1/check".into()),
         (Method::GET, "/v1/cost".into()),
+        (Method::GET, "/v1/drills".into()),
     ] {
         let (status, _) = s.raw(method.clone(), &path, Some("{".into()), None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
@@ -686,6 +687,10 @@ async fn events_backups_and_metrics(s: &Server) {
     assert_eq!(body["period"], "day", "{body}");
     assert!(body["lines"].is_array(), "{body}");
     assert_bad(&s.get("/v1/cost?period=fortnight").await, "fortnight");
+    let (status, body) = s.get("/v1/drills?service=svc1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["drills"].as_array().unwrap().is_empty(), "{body}");
+    assert_bad(&s.get("/v1/drills?service=a/b").await, "");
     let answer = s.get("/v1/cost?service=ghost").await;
     assert_eq!(answer.0, StatusCode::NOT_FOUND, "{answer:?}");
 
@@ -704,6 +709,7 @@ async fn events_backups_and_metrics(s: &Server) {
         "# TYPE btar_check_status gauge",
         "btar_check_status{service=\"svc1\",rule=\"copy_recent\",region=\"local-b\"} 0",
         "# TYPE btar_copy_jobs_failed_total counter",
+        "# TYPE btar_drill_last_successful gauge",
     ] {
         assert!(text.lines().any(|l| l == line), "`{line}` not in:\n{text}");
     }

@@ -23,6 +23,9 @@ pub enum DrillCmd {
     },
     /// Recorded drills, newest first.
     List { service: Option<String> },
+    /// Run the `[[drill]]` schedules whose slot has come and that have not run since (what `btar
+    /// server` does each pass; for a cron job without a server). Exit 3 if one was not SUCCESSFUL.
+    Due,
 }
 
 impl DrillCmd {
@@ -55,6 +58,28 @@ impl DrillCmd {
                     )
                 })?;
                 Ok(if r.state == DrillState::Successful {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(crate::exit::JOB_FAILED)
+                })
+            }
+            DrillCmd::Due => {
+                let ran = cp.run_due_drills().await?;
+                ctx.out.emit(&serde_json::json!({ "drills": ran }), || {
+                    if ran.is_empty() {
+                        return "no drill due".to_string();
+                    }
+                    ran.iter()
+                        .map(|r| {
+                            format!(
+                                "{} {:?} in {:.1}s: {}",
+                                r.service, r.state, r.duration_seconds, r.message
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })?;
+                Ok(if ran.iter().all(|r| r.state == DrillState::Successful) {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::from(crate::exit::JOB_FAILED)

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::Params;
 use crate::ControlPlane;
 use crate::check::CheckReport;
@@ -19,10 +19,7 @@ pub async fn run(
     State(cp): State<ControlPlane>,
     Params(p): Params<CheckParams>,
 ) -> ApiResult<Json<CheckReport>> {
-    let service = p.service.filter(|s| !s.is_empty());
-    if let Some(s) = &service {
-        btar_format::layout::validate_name(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    }
+    let service = super::extract::service_filter(p.service)?;
     let now = cp.catalog().now();
     Ok(Json(cp.check(service.as_deref(), now).await?))
 }

@@ -21,10 +21,7 @@ pub async fn report(
     State(cp): State<ControlPlane>,
     Params(p): Params<CostParams>,
 ) -> ApiResult<Json<CostReport>> {
-    let service = p.service.filter(|s| !s.is_empty());
-    if let Some(s) = &service {
-        btar_format::layout::validate_name(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    }
+    let service = super::extract::service_filter(p.service)?;
     let period: Period = p
         .period
         .as_deref()

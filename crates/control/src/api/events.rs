@@ -6,7 +6,7 @@ use btar_catalog::EventFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::Params;
 use crate::ControlPlane;
 
@@ -25,10 +25,7 @@ pub async fn list(
     State(cp): State<ControlPlane>,
     Params(p): Params<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let service = p.service.filter(|s| !s.is_empty());
-    if let Some(s) = &service {
-        btar_format::layout::validate_name(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    }
+    let service = super::extract::service_filter(p.service)?;
     let events = cp
         .catalog()
         .list_events(&EventFilter {

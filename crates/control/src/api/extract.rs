@@ -67,3 +67,13 @@ where
             .map_err(|r| ApiError::rejected(r.status(), r.body_text()))
     }
 }
+
+/// An optional `service` query parameter: empty means none; anything else must be a valid name.
+pub fn service_filter(service: Option<String>) -> Result<Option<String>, super::error::ApiError> {
+    let service = service.filter(|s| !s.is_empty());
+    if let Some(s) = &service {
+        btar_format::layout::validate_name(s)
+            .map_err(|e| super::error::ApiError::bad_request(e.to_string()))?;
+    }
+    Ok(service)
+}

@@ -10,6 +10,7 @@ mod check;
 mod console;
 mod copy_jobs;
 mod cost;
+mod drills;
 mod error;
 mod events;
 mod extract;
@@ -40,6 +41,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/events",
     "/v1/check",
     "/v1/cost",
+    "/v1/drills",
     "/v1/openapi.json",
     "/metrics",
     "/healthz",
@@ -76,6 +78,7 @@ pub fn router(cp: ControlPlane, token: String) -> Router {
         .route("/v1/events", get(events::list))
         .route("/v1/check", get(check::run))
         .route("/v1/cost", get(cost::report))
+        .route("/v1/drills", get(drills::list))
         .route_layer(axum::middleware::from_fn_with_state(
             token,
             auth::require_token,

@@ -191,6 +191,13 @@ pub fn document() -> Value {
                     "responses": ok("Cost per location", schema("CostReport"), &auth_404)
                 }
             },
+            "/v1/drills": {
+                "get": {
+                    "summary": "Recorded restore drills, newest first (AWS restore testing jobs)",
+                    "parameters": [query("service", "Only this service's drills", "string")],
+                    "responses": ok("Drills", wrapped("drills", array(schema("Drill"))), &auth)
+                }
+            },
             "/v1/openapi.json": {
                 "get": {"summary": "This document", "security": public, "responses": {"200": {"description": "OpenAPI 3.1 document"}}}
             },
@@ -351,6 +358,14 @@ fn service_schemas() -> Value {
             "created_by_backup_job_id": {"type": ["string", "null"]},
             "next_attempt_at": {"type": ["string", "null"], "format": "date-time", "description": "When a retryable failure is attempted again within this job"},
             "retry_of": {"type": ["string", "null"], "description": "The final FAILED job this one retries (a failed job is never reopened)"}
+        }},
+        "Drill": {"type": "object", "required": ["service", "state", "started_at", "duration_seconds", "message"], "properties": {
+            "service": {"type": "string"}, "region": {"type": ["string", "null"]}, "backup": {"type": ["string", "null"]},
+            "state": {"type": "string", "enum": ["SUCCESSFUL", "FAILED", "TIMED_OUT"]},
+            "started_at": {"type": "string", "format": "date-time"},
+            "duration_seconds": {"type": "number"},
+            "reached": {},
+            "message": {"type": "string"}
         }},
         "CostReport": {"type": "object", "required": ["period", "from", "to", "lines"], "properties": {
             "period": {"type": "string"},
