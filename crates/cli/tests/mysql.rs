@@ -70,6 +70,19 @@ fn json(config: &Path, args: &[&str]) -> serde_json::Value {
     json_of(args, |a| btar_with(config, a))
 }
 
+/// A source MariaDB and a config with two filesystem regions, `home` and `away`.
+fn two_regions() -> (TestDir, MariaDb, std::path::PathBuf) {
+    let dir = TestDir::new();
+    let regions = vec![
+        fs_region("home", &dir.sub("store-home")),
+        fs_region("away", &dir.sub("store-away")),
+    ];
+    let src = MariaDb::start(&dir, "source");
+    let config = dir.path().join("btar.toml");
+    write_config(&config, &regions, src.port);
+    (dir, src, config)
+}
+
 /// The stderr of a run that must have failed.
 fn refused(out: &std::process::Output, what: &str) -> String {
     assert!(!out.status.success(), "{what}: {}", describe(out));
@@ -275,14 +288,7 @@ fn direct_json(config: &Path, args: &[&str]) -> serde_json::Value {
 /// mariadb-backup does not linger, and the next run completes.
 #[test]
 fn a_killed_mariadb_backup_leaves_nothing_visible_and_the_next_run_completes() {
-    let dir = TestDir::new();
-    let regions = vec![
-        fs_region("home", &dir.sub("store-home")),
-        fs_region("away", &dir.sub("store-away")),
-    ];
-    let src = MariaDb::start(&dir, "source");
-    let config = dir.path().join("btar.toml");
-    write_config(&config, &regions, src.port);
+    let (dir, src, config) = two_regions();
     src.sql(
         "CREATE DATABASE shop; CREATE DATABASE seq; CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB; \
          INSERT INTO shop.items SELECT seq, REPEAT(MD5(seq), 3) FROM seq.seq_1_to_600000",
@@ -358,14 +364,7 @@ fn state(db: &MariaDb) -> (String, String) {
 #[test]
 fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
     use std::time::Duration;
-    let dir = TestDir::new();
-    let regions = vec![
-        fs_region("home", &dir.sub("store-home")),
-        fs_region("away", &dir.sub("store-away")),
-    ];
-    let src = MariaDb::start(&dir, "source");
-    let config = dir.path().join("btar.toml");
-    write_config(&config, &regions, src.port);
+    let (dir, src, config) = two_regions();
     src.sql(
         "CREATE DATABASE shop; CREATE DATABASE seq; CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB; \
          INSERT INTO shop.items SELECT seq, CONCAT('item-', seq * 7) FROM seq.seq_1_to_2000",
@@ -603,14 +602,7 @@ fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
 /// archive are refused, naming what is wrong.
 #[test]
 fn mariadb_restores_to_a_binlog_position_and_to_a_gtid_from_the_secondary() {
-    let dir = TestDir::new();
-    let regions = vec![
-        fs_region("home", &dir.sub("store-home")),
-        fs_region("away", &dir.sub("store-away")),
-    ];
-    let src = MariaDb::start(&dir, "source");
-    let config = dir.path().join("btar.toml");
-    write_config(&config, &regions, src.port);
+    let (dir, src, config) = two_regions();
     src.sql(
         "CREATE DATABASE shop; CREATE DATABASE seq; CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB; \
          INSERT INTO shop.items SELECT seq, CONCAT('item-', seq) FROM seq.seq_1_to_100",
@@ -777,4 +769,57 @@ fn mariadb_restores_to_a_binlog_position_and_to_a_gtid_from_the_secondary() {
         err.contains("binlog.000002") && err.contains("missing"),
         "{err}"
     );
+}
+
+/// A restore drill of a MariaDB service from the secondary: the server restored on a free port
+/// answers the validation query with the source's rows; a query that returns nothing is FAILED
+/// (exit 3); either way no restored server is left running.
+#[test]
+fn a_mariadb_drill_restores_validates_and_cleans_up() {
+    let (_dir, src, config) = two_regions();
+    src.sql(
+        "CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         INSERT INTO shop.items VALUES (1), (2), (3)",
+    );
+    json(&config, &["backup", "create", SVC]);
+
+    let r = json(
+        &config,
+        &[
+            "drill",
+            "run",
+            SVC,
+            "--region",
+            "away",
+            "--query",
+            "SELECT COUNT(*) FROM shop.items",
+            "--timeout",
+            "120s",
+        ],
+    );
+    assert_eq!(r["state"], "SUCCESSFUL", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().ends_with("returned 3"),
+        "{r}"
+    );
+
+    let out = btar_with(
+        &config,
+        &[
+            "--output",
+            "json",
+            "drill",
+            "run",
+            SVC,
+            "--query",
+            "SELECT id FROM shop.items WHERE id = 99",
+            "--timeout",
+            "120s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["state"], "FAILED", "{r}");
+    assert!(processes_with(&["mariadbd", "btar-drill-"]).is_empty());
+    assert_eq!(src.sql("SELECT COUNT(*) FROM shop.items"), "3");
 }

@@ -80,10 +80,11 @@ impl ControlPlane {
                 backup: None,
                 data_dir: scratch.clone(),
                 port: None,
-                settings: vec![("listen_addresses".into(), "127.0.0.1".into())],
+                settings: vec![],
                 start: true,
                 archive: false,
                 promote_timeout: run.timeout,
+                loopback_only: true,
             },
             &NoProgress,
         );
@@ -114,8 +115,9 @@ impl ControlPlane {
                         result.message = "the server started, recovered and was promoted".into();
                     }
                     Some(sql) => {
-                        match tokio::time::timeout(left, engine.probe(&restored.outcome, sql)).await
-                        {
+                        let source = self.agent_settings(&svc);
+                        let probe = engine.probe(&restored.outcome, source.as_ref(), sql);
+                        match tokio::time::timeout(left, probe).await {
                             Err(_) => {
                                 result.state = DrillState::TimedOut;
                                 result.message =

@@ -34,6 +34,8 @@ pub struct RestoreRun {
     /// replaces the service); off by default.
     pub archive: bool,
     pub promote_timeout: Duration,
+    /// Let the restored server listen on loopback only (drills; the engine knows how).
+    pub loopback_only: bool,
 }
 
 /// What a restore did, and from where.
@@ -90,7 +92,7 @@ impl ControlPlane {
                 region: Some(svc.cloud.clone()),
             }),
             port,
-            loopback_only: false,
+            loopback_only: run.loopback_only,
             settings: run.settings,
             start: run.start,
             agent: self.agent_settings(&svc),

@@ -72,6 +72,23 @@ impl Engine for MysqlEngine {
         Ok((s.window, s.backups.into_iter().map(|(m, _)| m).collect()))
     }
 
+    fn drills(&self) -> bool {
+        true
+    }
+
+    async fn probe(
+        &self,
+        outcome: &RestoreOutcome,
+        source: Option<&AgentSettings>,
+        sql: &str,
+    ) -> Result<Option<String>, EngineError> {
+        crate::restore::probe(outcome, source, sql).await
+    }
+
+    async fn stop_restored(&self, data_dir: &Path) -> Result<(), EngineError> {
+        crate::restore::stop_restored(data_dir).await
+    }
+
     async fn restore(
         &self,
         loc: &Location,

@@ -655,3 +655,70 @@ pub async fn run(
     }
     Ok(outcome)
 }
+
+/// Runs `sql` on a server [`run`] started: its address from the outcome, the account and password
+/// from the source's settings (the restored server holds the source's accounts). The first row,
+/// tab-separated; `None` when there is none.
+pub async fn probe(
+    outcome: &RestoreOutcome,
+    source: Option<&AgentSettings>,
+    sql: &str,
+) -> Result<Option<String>, EngineError> {
+    let started: MysqlSettings = outcome
+        .agent
+        .as_ref()
+        .ok_or_else(|| EngineError::Invalid("the restored server was not started".into()))?
+        .parse()
+        .map_err(|e| EngineError::Invalid(format!("restored server settings: {e}")))?;
+    let source: Option<MysqlSettings> = source.and_then(|a| a.parse().ok());
+    let s = MysqlSettings {
+        password: source.and_then(|s| s.password),
+        ..started
+    };
+    let out = query(&s, sql).await?;
+    Ok(out
+        .lines()
+        .next()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty()))
+}
+
+/// Stops the server [`run`] started in `dir` (SIGTERM by its pid file, then SIGKILL after 30 s).
+pub async fn stop_restored(dir: &Path) -> Result<(), EngineError> {
+    let pid_file = dir.join("mariadbd.pid");
+    let Ok(text) = std::fs::read_to_string(&pid_file) else {
+        return Ok(()); // not running
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return Err(EngineError::Failed(format!(
+            "{} holds no pid",
+            pid_file.display()
+        )));
+    };
+    // Exited once gone or a zombie: the restore that started it was in this process, which does
+    // not reap it here.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|st| {
+                st.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().to_string())
+            })
+            .is_some_and(|rest| !rest.starts_with('Z'))
+    };
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .map_err(|e| EngineError::Failed(format!("kill {sig} {pid}: {e}")))
+    };
+    signal("-TERM")?;
+    for _ in 0..300 {
+        if !alive() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    signal("-KILL")?;
+    Ok(())
+}

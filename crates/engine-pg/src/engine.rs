@@ -184,6 +184,7 @@ impl Engine for PgEngine {
     async fn probe(
         &self,
         outcome: &RestoreOutcome,
+        _source: Option<&AgentSettings>,
         sql: &str,
     ) -> Result<Option<String>, EngineError> {
         let conninfo = outcome

@@ -136,11 +136,13 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         false
     }
 
-    /// Runs `sql` on a server a restore started; its first row as JSON text, or `None` when it
-    /// returns no row (a drill's validation query).
+    /// Runs `sql` on a server a restore started; its first row as text, or `None` when it returns
+    /// no row (a drill's validation query). `source` are the settings of the service restored (the
+    /// restored server holds its accounts).
     async fn probe(
         &self,
         _outcome: &RestoreOutcome,
+        _source: Option<&AgentSettings>,
         _sql: &str,
     ) -> Result<Option<String>, EngineError> {
         Err(EngineError::Invalid(

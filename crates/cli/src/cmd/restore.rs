@@ -96,6 +96,7 @@ impl RestoreArgs {
             start: self.start,
             archive: self.archive,
             promote_timeout: self.promote_timeout,
+            loopback_only: false,
         };
         let bar = ctx.out.bytes_bar(&format!("restore {}", self.service));
         let t = Instant::now();
