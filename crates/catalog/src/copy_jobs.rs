@@ -120,6 +120,11 @@ pub struct CopyJobFilter {
     pub state: Option<JobState>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+    pub completed_after: Option<DateTime<Utc>>,
+    pub completed_before: Option<DateTime<Utc>>,
+    /// Paging: only jobs after this one in the listing's order (newest first), i.e. created before
+    /// it, or at the same time with a smaller id.
+    pub after_job: Option<(DateTime<Utc>, String)>,
     pub destination_region: Option<String>,
     pub service: Option<String>,
     pub limit: Option<u32>,
@@ -401,6 +406,12 @@ impl Catalog {
         if let Some(before) = filter.created_before {
             clause(&mut sql, "creation_date <", Arg::Int(ms(before)));
         }
+        if let Some(after) = filter.completed_after {
+            clause(&mut sql, "completion_date >", Arg::Int(ms(after)));
+        }
+        if let Some(before) = filter.completed_before {
+            clause(&mut sql, "completion_date <", Arg::Int(ms(before)));
+        }
         if let Some(destination) = &filter.destination_region {
             clause(
                 &mut sql,
@@ -410,6 +421,14 @@ impl Catalog {
         }
         if let Some(service) = &filter.service {
             clause(&mut sql, "service =", Arg::Text(service.clone()));
+        }
+        if let Some((created, id)) = &filter.after_job {
+            args.push(Arg::Int(ms(*created)));
+            args.push(Arg::Text(id.clone()));
+            let (t, i) = (args.len() - 1, args.len());
+            sql.push_str(&format!(
+                " AND (creation_date < ${t} OR (creation_date = ${t} AND copy_job_id < ${i}))"
+            ));
         }
         sql.push_str(" ORDER BY creation_date DESC, copy_job_id DESC");
         if let Some(limit) = filter.limit {

@@ -603,6 +603,36 @@ async fn copy_jobs(s: &Server) {
     assert_eq!(count("?created_after=2999-01-01T00:00:00Z").await, 0);
     assert_eq!(count("?created_before=2000-01-01T00:00:00Z").await, 0);
     assert_eq!(count("?limit=1&state=").await, 1);
+    assert_eq!(
+        count("?completed_after=2000-01-01T00:00:00Z").await,
+        0,
+        "none completed"
+    );
+    assert_eq!(count("?completed_before=2999-01-01T00:00:00Z").await, 0);
+
+    // Paging (AWS NextToken): pages of 2 then 1, newest first, every job once.
+    let (status, page1) = s.get("/v1/copy-jobs?limit=2").await;
+    assert_eq!(status, StatusCode::OK, "{page1}");
+    let token = page1["next_token"].as_str().unwrap().to_string();
+    let (status, page2) = s
+        .get(&format!("/v1/copy-jobs?limit=2&next_token={token}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page2}");
+    assert!(page2.get("next_token").is_none(), "{page2}");
+    let ids: Vec<String> = [&page1, &page2]
+        .iter()
+        .flat_map(|p| p["copy_jobs"].as_array().unwrap().clone())
+        .map(|j| j["copy_job_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3, "{page1} {page2}");
+    assert_eq!(
+        ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        3
+    );
+    let (_, all) = s.get("/v1/copy-jobs").await;
+    assert!(all.get("next_token").is_none(), "{all}");
+    assert_bad(&s.get("/v1/copy-jobs?next_token=zz").await, "next_token");
+    assert_bad(&s.get("/v1/copy-jobs?next_token=2e2e").await, "next_token");
     assert_bad(&s.get("/v1/copy-jobs?state=PAUSED").await, "PAUSED");
     assert_bad(
         &s.get("/v1/copy-jobs?created_after=yesterday").await,

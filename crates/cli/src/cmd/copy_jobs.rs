@@ -17,6 +17,10 @@ pub enum CopyJobsCmd {
         created_after: Option<String>,
         #[arg(long)]
         created_before: Option<String>,
+        #[arg(long)]
+        completed_after: Option<String>,
+        #[arg(long)]
+        completed_before: Option<String>,
         /// Destination region.
         #[arg(long)]
         destination: Option<String>,
@@ -64,6 +68,8 @@ impl CopyJobsCmd {
                 state,
                 created_after,
                 created_before,
+                completed_after,
+                completed_before,
                 destination,
                 service,
                 limit,
@@ -72,6 +78,9 @@ impl CopyJobsCmd {
                     state,
                     created_after: created_after.as_deref().map(parse_time).transpose()?,
                     created_before: created_before.as_deref().map(parse_time).transpose()?,
+                    completed_after: completed_after.as_deref().map(parse_time).transpose()?,
+                    completed_before: completed_before.as_deref().map(parse_time).transpose()?,
+                    after_job: None,
                     destination_region: destination,
                     service,
                     limit: Some(limit),

@@ -152,11 +152,18 @@ pub fn document() -> Value {
                         query("state", "CREATED, RUNNING, COMPLETED, FAILED or PARTIAL", "string"),
                         query("created_after", "RFC 3339 time", "string"),
                         query("created_before", "RFC 3339 time", "string"),
+                        query("completed_after", "RFC 3339 time (AWS ByCompleteAfter)", "string"),
+                        query("completed_before", "RFC 3339 time (AWS ByCompleteBefore)", "string"),
                         query("destination_region", "Destination region name", "string"),
                         query("service", "Service name", "string"),
-                        query("limit", "At most this many (default and maximum 1000)", "integer")
+                        query("limit", "At most this many per page (default and maximum 1000)", "integer"),
+                        query("next_token", "The next_token of the previous page (AWS NextToken)", "string")
                     ],
-                    "responses": ok("Copy jobs", wrapped("copy_jobs", array(schema("CopyJob"))), &auth)
+                    "responses": ok("Copy jobs, newest first; next_token when more follow",
+                        json!({"type": "object", "properties": {
+                            "copy_jobs": array(schema("CopyJob")),
+                            "next_token": {"type": "string", "description": "Pass as next_token for the next page; absent on the last"}
+                        }}), &auth)
                 }
             },
             "/v1/copy-jobs/{id}": {
