@@ -20,12 +20,13 @@ pub struct LogCopied {
 }
 
 /// Ships one log file. Assumes `check_pair` already passed.
-async fn ship(
+/// Fetches a log file from the source, checks it and re-seals it for the destination.
+async fn prepare(
     src: &Location,
     dst: &Location,
     timeline: &str,
     name: &str,
-) -> Result<LogCopied, CopyError> {
+) -> Result<Vec<u8>, CopyError> {
     layout::validate_name(timeline)?;
     layout::validate_name(name)?;
     let src_key = src.log_key(timeline, name);
@@ -40,9 +41,19 @@ async fn ship(
     let (t, n) = (timeline.to_string(), name.to_string());
     // The log key is the envelope's associated data, so a file moved or renamed in the source fails
     // here rather than being archived under the wrong name in the destination.
-    let resealed = tokio::task::spawn_blocking(move || d.reseal_log_from(&s, &t, &n, &sealed))
+    tokio::task::spawn_blocking(move || d.reseal_log_from(&s, &t, &n, &sealed))
         .await?
-        .map_err(CopyError::from_source)?;
+        .map_err(CopyError::from_source)
+}
+
+/// Stores a prepared log file in the destination.
+async fn store(
+    src: &Location,
+    dst: &Location,
+    timeline: &str,
+    name: &str,
+    resealed: Vec<u8>,
+) -> Result<LogCopied, CopyError> {
     let dst_key = dst.log_key(timeline, name);
     let written = resealed.len() as u64;
     // A conditional create, so two replicators (or a retry after a crash) never overwrite a file a
@@ -82,7 +93,8 @@ pub async fn copy_log(
     name: &str,
 ) -> Result<LogCopied, CopyError> {
     check_pair(src, dst)?;
-    ship(src, dst, timeline, name).await
+    let resealed = prepare(src, dst, timeline, name).await?;
+    store(src, dst, timeline, name, resealed).await
 }
 
 /// A source log file that failed verification and was not shipped.
@@ -159,11 +171,12 @@ async fn copy_logs_inner(
     let mut already = logs_total - p.logs_missing;
     let mut damaged = Vec::new();
     {
-        // `buffered`, not `buffer_unordered`: files complete in archive order, so `last` in the
-        // progress is a true "shipped up to here".
-        let mut ships = futures::stream::iter(missing)
+        // Fetched and re-sealed several at a time, but stored one after the other in archive order
+        // (`buffered` yields in order): a copy killed anywhere leaves the destination a shorter
+        // archive, never one with a hole, and `last` in the progress is a true "shipped up to here".
+        let mut prepared = futures::stream::iter(missing)
             .map(|o| async move {
-                match ship(src, dst, &o.timeline, &o.name).await {
+                match prepare(src, dst, &o.timeline, &o.name).await {
                     Ok(r) => Ok::<_, CopyError>((o, Ok(r))),
                     Err(CopyError::SourceDamaged { key, reason, .. }) if skip_damaged => {
                         Ok((o, Err(DamagedLog { key, reason })))
@@ -172,9 +185,9 @@ async fn copy_logs_inner(
                 }
             })
             .buffered(opts.log_parallelism.max(1));
-        while let Some((o, r)) = ships.try_next().await? {
+        while let Some((o, r)) = prepared.try_next().await? {
             let r = match r {
-                Ok(r) => r,
+                Ok(resealed) => store(src, dst, &o.timeline, &o.name, resealed).await?,
                 Err(d) => {
                     damaged.push(d);
                     continue;
