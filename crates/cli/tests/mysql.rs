@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use btar_region::RegionConfig;
-use btar_testkit::{MariaDb, TestDir, describe, files_under, free_port, fs_region};
+use btar_testkit::{MariaDb, TestDir, describe, files_under, free_port, fs_region, processes_with};
 use common::btar_with;
 
 const SVC: &str = "shop";
@@ -68,6 +68,39 @@ fn json_of(args: &[&str], run: impl FnOnce(&[&str]) -> std::process::Output) -> 
 
 fn json(config: &Path, args: &[&str]) -> serde_json::Value {
     json_of(args, |a| btar_with(config, a))
+}
+
+/// `btar restore --region away --start` of the service into `dir/sub` on a free loopback port; the
+/// restored server (stopped when dropped), btar's output and the data directory.
+fn restore_from_away(
+    dir: &Path,
+    config: &Path,
+    sub: &str,
+    extra: &[&str],
+) -> (MariaDb, std::process::Output, std::path::PathBuf) {
+    let data_dir = dir.join(sub);
+    let port = free_port();
+    let (p, dd) = (port.to_string(), data_dir.display().to_string());
+    let mut args = vec![
+        "--output",
+        "json",
+        "restore",
+        SVC,
+        "--region",
+        "away",
+        "--data-dir",
+        &dd,
+        "--start",
+        "--port",
+        &p,
+        "--set",
+        "bind-address=127.0.0.1",
+        "--promote-timeout",
+        "60s",
+    ];
+    args.extend_from_slice(extra);
+    let out = btar_with(config, &args);
+    (MariaDb::adopt(&data_dir, port), out, data_dir)
 }
 
 /// A source MariaDB and a config with two filesystem regions, `home` and `away`.
@@ -152,31 +185,7 @@ fn mariadb_backup_copies_and_restores_from_the_secondary() {
     );
 
     // Restore from the secondary on another port.
-    let restore = |sub: &str, extra: &[&str]| {
-        let data_dir = dir.path().join(sub);
-        let port = free_port();
-        let (p, dd) = (port.to_string(), data_dir.display().to_string());
-        let mut args = vec![
-            "--output",
-            "json",
-            "restore",
-            SVC,
-            "--region",
-            "away",
-            "--data-dir",
-            &dd,
-            "--start",
-            "--port",
-            &p,
-            "--set",
-            "bind-address=127.0.0.1",
-            "--promote-timeout",
-            "60s",
-        ];
-        args.extend_from_slice(extra);
-        let out = btar_with(&config, &args);
-        (MariaDb::adopt(&data_dir, port), out, data_dir)
-    };
+    let restore = |sub: &str, extra: &[&str]| restore_from_away(dir.path(), &config, sub, extra);
     let t = Instant::now();
     let (restored, out, _) = restore("restored", &[]);
     eprintln!("restore --start from away in {:?}", t.elapsed());
@@ -254,21 +263,6 @@ fn mariadb_backup_copies_and_restores_from_the_secondary() {
         "a failed restore left files in {}",
         data_dir.display()
     );
-}
-
-/// Processes whose command line holds every one of `words`.
-fn processes_with(words: &[&str]) -> Vec<String> {
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if words.iter().all(|w| cmd.contains(w)) {
-            out.push(cmd);
-        }
-    }
-    out
 }
 
 /// `btar` run directly (not through `runuser`), so that killing the child kills btar itself. Every
@@ -431,31 +425,7 @@ fn mariadb_point_in_time_restore_from_the_secondary_by_binlog_replay() {
         .unwrap_or_else(|| panic!("no window end for away: {listed}"));
     assert!(end > target && end < before_ship, "{listed}");
 
-    let restore = |sub: &str, extra: &[&str]| {
-        let data_dir = dir.path().join(sub);
-        let port = free_port();
-        let (p, dd) = (port.to_string(), data_dir.display().to_string());
-        let mut args = vec![
-            "--output",
-            "json",
-            "restore",
-            SVC,
-            "--region",
-            "away",
-            "--data-dir",
-            &dd,
-            "--start",
-            "--port",
-            &p,
-            "--set",
-            "bind-address=127.0.0.1",
-            "--promote-timeout",
-            "60s",
-        ];
-        args.extend_from_slice(extra);
-        let out = btar_with(&config, &args);
-        (MariaDb::adopt(&data_dir, port), out, data_dir)
-    };
+    let restore = |sub: &str, extra: &[&str]| restore_from_away(dir.path(), &config, sub, extra);
     let report = |out: &std::process::Output| -> serde_json::Value {
         assert!(out.status.success(), "restore: {}", describe(out));
         serde_json::from_slice(&out.stdout).unwrap()

@@ -14,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use btar_region::RegionConfig;
-use btar_testkit::{MariaDb, TestDir, db_user, describe, files_under, free_port, fs_region};
+use btar_testkit::{
+    MariaDb, TestDir, db_user, describe, files_under, free_port, fs_region, processes_with,
+};
 use common::btar_with;
 
 const SVC: &str = "shop";
@@ -69,21 +71,6 @@ impl Drop for Follower {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-/// Processes whose command line holds every one of `words`.
-fn processes_with(words: &[&str]) -> Vec<String> {
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if words.iter().all(|w| cmd.contains(w)) {
-            out.push(cmd);
-        }
-    }
-    out
 }
 
 /// Rows and checksum of the test table: equal iff the same data.

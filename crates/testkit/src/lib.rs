@@ -74,3 +74,19 @@ pub fn files_under(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// Command lines (arguments joined by spaces) of the processes whose command line holds every one
+/// of `words`: tests check that nothing they started is left running.
+pub fn processes_with(words: &[&str]) -> Vec<String> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if words.iter().all(|w| cmd.contains(w)) {
+            out.push(cmd);
+        }
+    }
+    out
+}
