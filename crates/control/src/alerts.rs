@@ -115,7 +115,8 @@ impl ControlPlane {
             }
         }
         // A service whose newest backup attempt failed (until one is committed again).
-        for svc in self.catalog().list_services().await? {
+        let services = self.catalog().list_services().await?;
+        for svc in &services {
             let events = self
                 .catalog()
                 .list_events(&btar_catalog::EventFilter {
@@ -173,7 +174,7 @@ impl ControlPlane {
             }
         }
         if let Some(limit) = self.config().alerts.backup_lag_seconds {
-            for svc in self.catalog().list_services().await? {
+            for svc in &services {
                 let report = self.catalog().lag_report(&svc.name, Period::Hour).await?;
                 for (dest, series) in report.metrics {
                     let Some((_, lag)) = series.backup_lag_seconds.last() else {
