@@ -58,6 +58,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_alerts.sql"),
         postgres: include_str!("../migrations/postgres/0004_alerts.sql"),
     },
+    Migration {
+        version: 5,
+        description: "streamed log positions",
+        sqlite: include_str!("../migrations/sqlite/0005_stream_positions.sql"),
+        postgres: include_str!("../migrations/postgres/0005_stream_positions.sql"),
+    },
 ];
 
 pub(crate) fn latest_schema_version() -> i64 {

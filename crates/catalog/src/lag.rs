@@ -113,6 +113,10 @@ pub struct LagReport {
     pub step_seconds: i64,
     /// Keyed by destination region.
     pub metrics: BTreeMap<String, LagSeries>,
+    /// Where the streamer last reported each location's streamed log (issue 14): bytes and
+    /// seconds behind the server's flushed WAL, now. Empty when no streamer runs for the service.
+    #[serde(default)]
+    pub streamed: Vec<crate::StreamStatus>,
 }
 
 /// How far a destination's gap-free copy of the log archive reaches.
@@ -247,6 +251,12 @@ impl Catalog {
             end: time(end),
             step_seconds: step / 1000,
             metrics,
+            streamed: self
+                .list_stream_positions()
+                .await?
+                .into_iter()
+                .filter(|s| s.service == service)
+                .collect(),
         })
     }
 

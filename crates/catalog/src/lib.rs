@@ -16,6 +16,7 @@ mod events;
 mod lag;
 mod locations;
 mod services;
+mod streams;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub use error::{CatalogError, Result};
 pub use events::{Event, EventFilter};
 pub use lag::{LagReport, LagSample, LagSeries, Period, Point, Watermark};
 pub use services::{NewService, REGIONS_CHANGE_INTERVAL_HOURS, Service, ServiceUpdate};
+pub use streams::StreamStatus;
 
 /// Tunables of a catalog handle.
 #[derive(Debug, Clone)]

@@ -57,6 +57,11 @@ enum Command {
     /// Follow the server's log as it is written and archive each complete file (MariaDB's binlog),
     /// in the foreground until SIGTERM; for a service manager.
     LogFollow(cmd::log_follow::FollowArgs),
+    /// Stream the server's log as it is written into every location, the newest partial file
+    /// durable within about a second (PostgreSQL, from a replication slot), in the foreground until
+    /// SIGTERM; for a service manager.
+    #[command(alias = "wal-stream")]
+    LogStream(cmd::log_stream::StreamArgs),
     /// Fetch one WAL file (for restore_command = 'btar wal-fetch %f %p'). Exit 1: not archived.
     WalFetch(cmd::wal::FetchArgs),
     /// Fetch the log files after one into wal-fetch's spool (started by wal-fetch itself).
@@ -257,6 +262,7 @@ fn main() -> ExitCode {
                     Command::WalPush(a) => a.run(&ctx).await,
                     Command::WalFetch(a) => a.run(&ctx).await,
                     Command::LogFollow(a) => a.run(&ctx).await,
+                    Command::LogStream(a) => a.run(&ctx).await,
                     Command::WalPrefetch(a) => a.run(&ctx).await,
                     Command::Verify(a) => a.run(&ctx).await,
                     Command::Check(a) => a.run(&ctx).await,

@@ -12,6 +12,7 @@ fn systemd_units_verify_and_name_real_commands() {
         "btar.service",
         "btar-backup@.service",
         "btar-log-follow@.service",
+        "btar-log-stream@.service",
     ] {
         let text = std::fs::read_to_string(units.join(name)).unwrap();
         let exec = text

@@ -147,6 +147,8 @@ pub async fn render(cp: &ControlPlane) -> Result<String> {
         }
     }
 
+    stream_families(&mut out, &catalog.list_stream_positions().await?);
+
     // The newest recorded drill of each service.
     let drills = cp.drills(None).await?;
     let mut newest: BTreeMap<&str, &crate::drill::DrillResult> = BTreeMap::new();
@@ -216,6 +218,67 @@ pub async fn render(cp: &ControlPlane) -> Result<String> {
         );
     }
     Ok(out.text)
+}
+
+/// The streamer's positions (issue 14), as its last report left them in the catalog. The report's
+/// time is a family of its own so an alert sees a streamer that stopped reporting.
+fn stream_families(out: &mut Exposition, rows: &[btar_catalog::StreamStatus]) {
+    type Family = (
+        &'static str,
+        &'static str,
+        fn(&btar_catalog::StreamStatus) -> f64,
+    );
+    let families: [Family; 4] = [
+        (
+            "btar_stream_bytes_behind",
+            "WAL the server has flushed that the location's streamed log lacks, in bytes.",
+            |r| r.bytes_behind as f64,
+        ),
+        (
+            "btar_stream_seconds_behind",
+            "How long the oldest WAL the location lacks has been waiting, in seconds (0: current).",
+            |r| r.seconds_behind,
+        ),
+        (
+            "btar_stream_error",
+            "1 when the streamer's last attempt to store WAL in the location failed.",
+            |r| if r.error.is_some() { 1.0 } else { 0.0 },
+        ),
+        (
+            "btar_stream_updated_timestamp_seconds",
+            "Time (Unix seconds) of the streamer's last report for the location.",
+            |r| r.updated_at.timestamp() as f64,
+        ),
+    ];
+    for (name, help, value) in families {
+        out.family(name, "gauge", help);
+        for r in rows {
+            let role = if r.primary { "primary" } else { "secondary" };
+            out.sample(
+                name,
+                &[
+                    ("service", &r.service),
+                    ("region", &r.region),
+                    ("role", role),
+                ],
+                value(r),
+            );
+        }
+    }
+    out.family(
+        "btar_stream_slot_retained_bytes",
+        "gauge",
+        "WAL the server keeps for the streamer's replication slot, in bytes (capped by the server's max_slot_wal_keep_size).",
+    );
+    for r in rows.iter().filter(|r| r.primary) {
+        if let Some(b) = r.slot_retained_bytes {
+            out.sample(
+                "btar_stream_slot_retained_bytes",
+                &[("service", &r.service)],
+                b as f64,
+            );
+        }
+    }
 }
 
 /// A metric family: name, help, and how to read its value(s).

@@ -65,7 +65,45 @@ impl ArchiveIndex {
                 archived_at: o.last_modified,
             });
         }
+        idx.add_streamed(loc).await?;
         Ok(idx)
+    }
+
+    /// Segments not archived but streamed (issue 14): each counts as present from when its newest
+    /// readable piece was stored, so the window ends at the streamed point. Only a tail readable
+    /// from its first byte counts: that is what a restore is handed.
+    async fn add_streamed(&mut self, loc: &Location) -> Result<(), PgError> {
+        let pieces: Vec<btar_format::TailPiece> = loc.list_tail_pieces().try_collect().await?;
+        let mut by_file: BTreeMap<(String, String), Vec<btar_format::TailPiece>> = BTreeMap::new();
+        for p in pieces {
+            by_file
+                .entry((p.timeline.clone(), p.name.clone()))
+                .or_default()
+                .push(p);
+        }
+        for ((tli, name), pieces) in by_file {
+            let (Some(n), Ok(timeline)) = (
+                wal::segment_number(&name, self.seg_size),
+                u32::from_str_radix(&tli, 16),
+            ) else {
+                continue;
+            };
+            let Some(stored_at) = btar_format::covering(&pieces)
+                .iter()
+                .map(|p| p.last_modified)
+                .max()
+            else {
+                continue;
+            };
+            let slot = self.segments.entry(n).or_default();
+            if !slot.iter().any(|a| a.timeline == timeline) {
+                slot.push(Archived {
+                    timeline,
+                    archived_at: stored_at,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Newest archive time of any segment (the end of the recoverable window if there is no gap).

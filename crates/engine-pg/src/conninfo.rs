@@ -37,6 +37,59 @@ pub fn parse(conninfo: &str) -> Result<PgConnectOptions, PgError> {
     Ok(opts)
 }
 
+/// Where the streamer's replication connection goes: the same server, user and password as the
+/// conninfo. The replication client does not speak TLS, so an `sslmode` that demands it is refused
+/// rather than silently ignored.
+pub fn replication_target(
+    conninfo: &str,
+    application_name: &str,
+) -> Result<crate::stream::protocol::Target, PgError> {
+    use crate::stream::protocol::{Addr, Target};
+    use sqlx::postgres::PgSslMode;
+    let opts = parse(conninfo)?;
+    if matches!(
+        opts.get_ssl_mode(),
+        PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
+    ) {
+        return Err(PgError::Conninfo(
+            "the streamer's replication connection does not speak TLS: give it a conninfo with a Unix socket (host=/run/postgresql) or a trusted network and sslmode=disable or prefer".into(),
+        ));
+    }
+    // A host that is a directory names the server's socket directory, as in libpq.
+    let socket_dir = opts.get_socket().cloned().or_else(|| {
+        let host = opts.get_host();
+        host.starts_with('/')
+            .then(|| std::path::PathBuf::from(host))
+    });
+    let addr = match socket_dir {
+        Some(dir) => Addr::Unix(dir.join(format!(".s.PGSQL.{}", opts.get_port()))),
+        None => Addr::Tcp(opts.get_host().to_string(), opts.get_port()),
+    };
+    Ok(Target {
+        addr,
+        user: opts.get_username().to_string(),
+        password: password(conninfo)?.or_else(|| std::env::var("PGPASSWORD").ok()),
+        application_name: application_name.to_string(),
+    })
+}
+
+/// The password a conninfo carries, if any.
+fn password(conninfo: &str) -> Result<Option<String>, PgError> {
+    let s = conninfo.trim();
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        let url = url::Url::parse(s).map_err(|e| PgError::Conninfo(e.to_string()))?;
+        return Ok(url.password().map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        }));
+    }
+    Ok(split_pairs(s)?
+        .into_iter()
+        .find(|(k, _)| k == "password")
+        .map(|(_, v)| v))
+}
+
 fn split_pairs(s: &str) -> Result<Vec<(String, String)>, PgError> {
     let mut out = Vec::new();
     let mut chars = s.chars().peekable();
@@ -163,6 +216,23 @@ mod tests {
         assert!(parse("hots=x").unwrap_err().to_string().contains("hots"));
         assert!(parse("port=abc").is_err());
         assert!(parse("host").is_err());
+    }
+
+    #[test]
+    fn replication_targets_keep_user_password_and_socket() {
+        use crate::stream::protocol::Addr;
+        let t =
+            replication_target("host=/tmp/s port=5499 user=u password='p w'", "btar_x").unwrap();
+        assert!(
+            matches!(&t.addr, Addr::Unix(p) if p.ends_with(".s.PGSQL.5499")),
+            "{:?}",
+            t.addr
+        );
+        assert_eq!((t.user.as_str(), t.password.as_deref()), ("u", Some("p w")));
+        let t = replication_target("postgres://u:p%40ss@127.0.0.1:5433/db", "x").unwrap();
+        assert!(matches!(&t.addr, Addr::Tcp(h, 5433) if h == "127.0.0.1"));
+        assert_eq!(t.password.as_deref(), Some("p@ss"));
+        assert!(replication_target("host=h sslmode=require", "x").is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use btar_engine::{
     AgentSettings, BackupOptions, BackupPoint, Engine, EngineError, EngineKind, LocalServer,
-    LogSequence, Progress, PushedLog, RestoreOutcome, RestoreRequest, Window,
+    LogSequence, LogStreamer, Progress, PushedLog, RestoreOutcome, RestoreRequest, Window,
 };
 use btar_format::verify::Problem;
 use btar_format::{BackupWriter, Location, Manifest};
@@ -237,6 +237,10 @@ impl Engine for PgEngine {
     fn local_server(&self) -> Option<&dyn LocalServer> {
         Some(&local::LocalPg)
     }
+
+    fn log_streamer(&self) -> Option<&dyn LogStreamer> {
+        Some(&crate::stream::WalStreamer)
+    }
 }
 
 impl From<PgError> for EngineError {
@@ -248,9 +252,12 @@ impl From<PgError> for EngineError {
             | PgError::DirNotEmpty(_)
             | PgError::BadWalName(_)
             | PgError::Conninfo(_)
+            | PgError::CannotStream(_)
             | PgError::BadTarget(_) => EngineError::Invalid(e.to_string()),
             PgError::BackupDamaged { .. } => EngineError::Damaged(e.to_string()),
-            PgError::Connect { .. } => EngineError::Unavailable(e.to_string()),
+            PgError::Connect { .. } | PgError::Replication { .. } => {
+                EngineError::Unavailable(e.to_string())
+            }
             _ => EngineError::Failed(e.to_string()),
         }
     }

@@ -10,6 +10,12 @@ pub enum PgError {
     #[error("cannot connect to PostgreSQL ({target}): {message}")]
     Connect { target: String, message: String },
 
+    #[error("cannot stream WAL from this server: {0}")]
+    CannotStream(String),
+
+    #[error("streaming replication from {target}: {message}")]
+    Replication { target: String, message: String },
+
     #[error("invalid conninfo: {0}")]
     Conninfo(String),
 

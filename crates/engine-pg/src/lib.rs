@@ -12,6 +12,7 @@ mod error;
 mod local;
 pub mod restore;
 pub mod server;
+pub mod stream;
 pub mod verify;
 pub mod wal;
 

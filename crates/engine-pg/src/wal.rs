@@ -86,9 +86,29 @@ pub async fn push(loc: &Location, path: &Path) -> Result<LogPut, PgError> {
 
 /// Fetches one WAL file into `dest` (written to a temporary name, then renamed, so PostgreSQL never
 /// reads a partial file). Returns `false` if the archive does not have it.
+///
+/// A segment not yet archived is served from its streamed tail (issue 14), zero-filled to the
+/// segment's size as `pg_receivewal`'s `.partial` files are: recovery replays the streamed records
+/// and stops at the zeros, as at the end of WAL. The archive is asked again after an empty tail,
+/// because a streamer deletes a tail only once the archived segment is there.
 pub async fn fetch(loc: &Location, name: &str, dest: &Path) -> Result<bool, PgError> {
     let kind = WalFile::parse(name)?;
-    Ok(loc.fetch_log_to(kind.timeline(), name, dest).await?)
+    let timeline = kind.timeline();
+    if loc.fetch_log_to(timeline, name, dest).await? {
+        return Ok(true);
+    }
+    if !matches!(kind, WalFile::Segment { .. }) {
+        return Ok(false);
+    }
+    if let Some(tail) = loc.read_tail(timeline, name).await?
+        && !tail.bytes.is_empty()
+    {
+        let mut bytes = tail.bytes;
+        bytes.resize(tail.file_len.max(bytes.len() as u64) as usize, 0);
+        btar_format::deliver_file(bytes, dest).await?;
+        return Ok(true);
+    }
+    Ok(loc.fetch_log_to(timeline, name, dest).await?)
 }
 
 /// `initdb`'s default `--wal-segsize`; what a location without a backup (so without a recorded

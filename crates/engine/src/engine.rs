@@ -7,8 +7,8 @@ use btar_format::{BackupWriter, Location, LogPut, Manifest};
 use chrono::{DateTime, Utc};
 
 use crate::{
-    AgentSettings, EngineError, EngineKind, LocalServer, LogFollower, LogSequence, Progress,
-    RestoreOutcome, RestoreRequest, Window,
+    AgentSettings, EngineError, EngineKind, LocalServer, LogFollower, LogSequence, LogStreamer,
+    Progress, RestoreOutcome, RestoreRequest, Window,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -162,6 +162,12 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// each log file itself (MySQL/MariaDB's binlog; PostgreSQL archives WAL with
     /// `archive_command`).
     fn log_follower(&self) -> Option<&dyn LogFollower> {
+        None
+    }
+
+    /// The engine's streamer: the server's log as it is written, into every location within about
+    /// a second (DESIGN.md, "Roles").
+    fn log_streamer(&self) -> Option<&dyn LogStreamer> {
         None
     }
 }

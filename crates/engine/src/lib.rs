@@ -20,6 +20,7 @@ mod registry;
 mod restore;
 mod settings;
 pub mod spool;
+mod stream;
 
 pub use engine::{BackupOptions, BackupPoint, Engine, PushedLog};
 pub use error::EngineError;
@@ -33,3 +34,4 @@ pub use restore::{
     ArchiveTo, DamagedBackup, Reached, RestoreOutcome, RestoreRequest, Target, Window,
 };
 pub use settings::AgentSettings;
+pub use stream::{LogStreamer, StreamEvent, StreamOptions, StreamPosition, StreamTarget};

@@ -61,6 +61,16 @@ pub enum FormatError {
     #[error("invalid name `{name}`: {reason}")]
     InvalidName { name: String, reason: String },
 
+    #[error(
+        "a tail piece of `{name}` must be 1 byte or more, within the file's {file_len} bytes ({start}..{end} is not)"
+    )]
+    BadTailPiece {
+        name: String,
+        start: u64,
+        end: u64,
+        file_len: u64,
+    },
+
     #[error("local I/O on {path}: {source}")]
     Io {
         path: String,

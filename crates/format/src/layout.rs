@@ -9,6 +9,10 @@
 //!                                                       empty: the pack was repacked at that time
 //! btar/v1/services/<service>/backups/<backup>.manifest  sealed manifest, written last
 //! btar/v1/services/<service>/logs/<timeline>/<name>     sealed WAL segment / binlog file
+//! btar/v1/services/<service>/stream/<timeline>/<name>/<start>-<end>
+//!                                                       sealed piece of a log file not yet archived
+//!                                                       (bytes start..end, 16 hex digits each),
+//!                                                       written by the streamer
 //! ```
 //! Chunks and packs fan out by the first byte of their id so filesystem regions keep directories
 //! small. The `v1` in the root names the layout of keys, which format v2 kept; the version of each
@@ -142,6 +146,35 @@ pub fn parse_log_key(key: &str) -> Option<(String, String)> {
     Some((timeline.to_string(), name.to_string()))
 }
 
+pub fn stream_prefix(service: &str) -> String {
+    format!("{ROOT}/{service}/stream")
+}
+
+pub fn tail_prefix(service: &str, timeline: &str, name: &str) -> String {
+    format!("{ROOT}/{service}/stream/{timeline}/{name}")
+}
+
+/// A piece of the streamed tail of log file `name`: its bytes `start..end`. The range is in the
+/// key so a listing tells which pieces cover what without reading them.
+pub fn tail_piece(service: &str, timeline: &str, name: &str, start: u64, end: u64) -> String {
+    format!("{ROOT}/{service}/stream/{timeline}/{name}/{start:016x}-{end:016x}")
+}
+
+/// `(timeline, name, start, end)` of a tail piece's key.
+pub fn parse_tail_key(key: &str) -> Option<(String, String, u64, u64)> {
+    let mut it = key.rsplit('/');
+    let (range, name, timeline) = (it.next()?, it.next()?, it.next()?);
+    let (a, b) = range.split_once('-')?;
+    if a.len() != 16 || b.len() != 16 {
+        return None;
+    }
+    let (start, end) = (
+        u64::from_str_radix(a, 16).ok()?,
+        u64::from_str_radix(b, 16).ok()?,
+    );
+    (start < end).then(|| (timeline.to_string(), name.to_string(), start, end))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +203,22 @@ mod tests {
             parse_log_key(&log("svc", "00000001", "000000010000000000000003")),
             Some(("00000001".into(), "000000010000000000000003".into()))
         );
+    }
+
+    #[test]
+    fn tail_keys_round_trip() {
+        let k = tail_piece("svc", "00000001", "000000010000000000000003", 0, 0x2000);
+        assert_eq!(
+            parse_tail_key(&k),
+            Some((
+                "00000001".into(),
+                "000000010000000000000003".into(),
+                0,
+                0x2000
+            ))
+        );
+        assert!(k.starts_with(&tail_prefix("svc", "00000001", "000000010000000000000003")));
+        assert_eq!(parse_tail_key(&log("svc", "00000001", "x")), None);
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod writer;
 
 pub use chunk::{ChunkId, ChunkIdKey};
 pub use error::FormatError;
-pub use location::{Location, LogObject, LogPut, deliver_file};
+pub use location::{Location, LogObject, LogPut, Tail, TailPiece, covering, deliver_file};
 pub use manifest::{Extent, FileEntry, FileKind, Manifest, backup_name_at, time_of_backup_name};
 pub use pack::PackId;
 pub use reader::FileReader;

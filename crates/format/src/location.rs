@@ -10,6 +10,9 @@ use crate::manifest::Manifest;
 use crate::seal::{self, Body, Kind, OpenError, Sealer};
 use crate::service::ServiceDescriptor;
 
+mod tail;
+pub use tail::{Tail, TailPiece, covering};
+
 /// Largest chunk plaintext a reader accepts.
 pub const MAX_CHUNK: usize = 64 << 20;
 /// Largest log file (PostgreSQL allows 1 GiB WAL segments) or manifest a reader accepts.

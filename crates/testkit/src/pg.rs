@@ -203,6 +203,14 @@ impl PgCluster {
         }
     }
 
+    /// Stops the server as a crash would (`-m immediate`): nothing more is written or archived.
+    pub fn crash(&mut self) {
+        if self.running {
+            let _ = cluster::stop(&self.bin, &self.data_dir, "immediate");
+            self.running = false;
+        }
+    }
+
     /// Key=value connection string (TCP on loopback as `postgres`).
     pub fn conninfo(&self) -> String {
         format!(

@@ -24,8 +24,7 @@ pub struct FollowArgs {
 
 impl FollowArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let svc = ctx.cfg.service(self.service.as_deref())?.clone();
-        let engine = ctx.engines.get(svc.engine)?;
+        let (svc, engine, settings) = ctx.agent_of(self.service.as_deref())?;
         let Some(follower) = engine.log_follower() else {
             return Err(EngineError::Invalid(format!(
                 "{} archives its log with archive_command (wal-push); nothing to follow for service `{}`",
@@ -34,14 +33,6 @@ impl FollowArgs {
             ))
             .into());
         };
-        let settings = svc.agent().cloned().with_context(|| {
-            format!(
-                "service `{}` has no [service.{}] settings: how to reach its server",
-                svc.name,
-                svc.engine.as_str()
-            )
-        })?;
-        engine.check_settings(&settings)?;
         // Never creates the location: the service is registered (or backed up) first.
         let loc = ctx.location(&svc.name, &svc.cloud).await?;
         let spool_dir = self.spool_dir.unwrap_or_else(|| {

@@ -10,6 +10,7 @@ pub mod drill;
 pub mod expire;
 pub mod fork;
 pub mod log_follow;
+pub mod log_stream;
 pub mod replicate;
 pub mod report;
 pub mod restore;
@@ -53,6 +54,30 @@ impl Ctx {
     /// Opens an existing location of `service` in `region`.
     pub async fn location(&self, service: &str, region: &str) -> anyhow::Result<Location> {
         Ok(self.cfg.location(service, region, &self.cancel).await?)
+    }
+
+    /// A configured service, its engine and the checked settings that reach its server (the
+    /// agent's side of a long-running role: following or streaming its log).
+    pub fn agent_of(
+        &self,
+        service: Option<&str>,
+    ) -> anyhow::Result<(
+        btar_control::ServiceConfig,
+        &dyn Engine,
+        btar_engine::AgentSettings,
+    )> {
+        use anyhow::Context as _;
+        let svc = self.cfg.service(service)?.clone();
+        let engine = self.engines.get(svc.engine)?;
+        let settings = svc.agent().cloned().with_context(|| {
+            format!(
+                "service `{}` has no [service.{}] settings: how to reach its server",
+                svc.name,
+                svc.engine.as_str()
+            )
+        })?;
+        engine.check_settings(&settings)?;
+        Ok((svc, engine, settings))
     }
 
     /// The control plane: the catalog the config names, opened on demand (wal-push never needs it).

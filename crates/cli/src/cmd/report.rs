@@ -56,6 +56,21 @@ impl ReportArgs {
                     .map(|p| format!("{:.1}", p.1))
                     .unwrap_or_else(|| "-".into())
             };
+            for st in &report.streamed {
+                s.push_str(&format!(
+                    "\n  streamed to {}{}: {} ({} bytes, {:.1} s behind the server at {}){}",
+                    st.region,
+                    if st.primary { " (primary)" } else { "" },
+                    st.position,
+                    st.bytes_behind,
+                    st.seconds_behind,
+                    st.server_position,
+                    st.error
+                        .as_deref()
+                        .map(|e| format!("; last store failed: {e}"))
+                        .unwrap_or_default()
+                ));
+            }
             for (region, series) in &report.metrics {
                 s.push_str(&format!(
                     "\n  {region}: backup lag {} s, WAL lag {} s, bytes pending {} ({} points)",

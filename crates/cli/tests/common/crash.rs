@@ -59,7 +59,7 @@ pub fn spawn_btar(w: &World, args: &[&str]) -> Child {
 }
 
 /// The btar process of `child`: the child itself, or its child when `runuser` wrapped it.
-fn btar_pid(child: &Child) -> Option<u32> {
+pub fn btar_pid(child: &Child) -> Option<u32> {
     let id = child.id();
     let exe = std::fs::read_link(format!("/proc/{id}/exe")).ok()?;
     if exe.file_name().is_some_and(|n| n == "btar") {

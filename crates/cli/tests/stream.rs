@@ -1,0 +1,247 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The streamer (issue 14) with real parts: a PostgreSQL cluster, `btar log-stream` as a process,
+//! filesystem regions. A disaster (primary location deleted, PostgreSQL stopped `-m immediate`)
+//! seconds after the last commit, then a restore from the secondary: every commit made before the
+//! streamed point is there, nothing that was not committed, and no segment switch was needed. The
+//! streamer killed -9 resumes from its slot; a secondary that cannot be written catches up.
+
+mod common;
+#[path = "common/crash.rs"]
+mod crash_kit;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use btar_testkit::{PgCluster, as_db_user, describe};
+use common::{Backend, SVC, World};
+
+/// `btar log-stream` running for this world; killed when dropped.
+struct Streamer {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Streamer {
+    fn start(w: &World) -> Self {
+        let mut c = as_db_user(env!("CARGO_BIN_EXE_btar"));
+        c.arg("--config")
+            .arg(&w.config)
+            .args(["--output", "json", "log-stream", "--service", SVC])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = c.spawn().expect("start btar log-stream");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let s = Self { child, lines };
+        s.wait_for(|v| v["event"] == "started", Duration::from_secs(30));
+        s
+    }
+
+    /// Waits for an event line matching `want`; panics with the lines seen on timeout.
+    fn wait_for(
+        &self,
+        want: impl Fn(&serde_json::Value) -> bool,
+        within: Duration,
+    ) -> serde_json::Value {
+        let end = Instant::now() + within;
+        let mut seen = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                        && want(&v)
+                    {
+                        return v;
+                    }
+                    seen.push(line);
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no such event from log-stream within {within:?}; saw: {seen:#?}");
+    }
+
+    /// Waits until every location holds the server's WAL up to `lsn` (text, `X/Y`).
+    fn wait_streamed(&self, lsn: &str, regions: usize) {
+        let want = parse_lsn(lsn);
+        self.wait_for(
+            |v| {
+                v["event"] == "progress"
+                    && v["positions"].as_array().is_some_and(|ps| {
+                        ps.len() == regions
+                            && ps
+                                .iter()
+                                .all(|p| p["position"].as_str().map(parse_lsn).unwrap_or(0) >= want)
+                    })
+            },
+            Duration::from_secs(30),
+        );
+    }
+
+    /// SIGKILL to btar itself (not only to the `runuser` that wraps it when tests run as root).
+    fn kill(&mut self) {
+        if let Some(pid) = crash_kit::btar_pid(&self.child) {
+            crash_kit::sigkill(pid);
+            while crash_kit::running(pid) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn parse_lsn(s: &str) -> u64 {
+    let (a, b) = s.split_once('/').unwrap_or(("0", "0"));
+    (u64::from_str_radix(a, 16).unwrap_or(0) << 32) | u64::from_str_radix(b, 16).unwrap_or(0)
+}
+
+/// A world whose service has a backup in both locations and a `ticks` table.
+fn world() -> World {
+    let w = World::with_cluster(Backend::Fs);
+    w.pg().psql("CREATE TABLE ticks (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())");
+    w.backup();
+    let pass = w.btar_json(&["replicate"]);
+    assert!(pass["logs"][0]["error"].is_null(), "{pass}");
+    w
+}
+
+fn tick(pg: &PgCluster, id: i32) {
+    pg.psql(&format!("INSERT INTO ticks (id) VALUES ({id})"));
+}
+
+fn current_lsn(pg: &PgCluster) -> String {
+    pg.psql("SELECT pg_current_wal_flush_lsn()")
+}
+
+/// The disaster: the primary location gone, the server stopped as by a power cut.
+fn disaster(w: &mut World) {
+    std::fs::remove_dir_all(w.dir.path().join("store-home")).expect("delete the primary location");
+    w.pg.as_mut().expect("cluster").crash();
+}
+
+fn ids(pg: &PgCluster) -> Vec<i32> {
+    let s = pg.psql("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM ticks");
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_fork_from_the_secondary_recovers_what_was_streamed_before_the_disaster() {
+    let mut w = world();
+    let s = Streamer::start(&w);
+    for id in 1..=30 {
+        tick(w.pg(), id);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lsn = current_lsn(w.pg());
+    s.wait_streamed(&lsn, 2);
+    // The lag report's stream positions and the window of the secondary reach the streamed point.
+    let listed = w.btar_json(&["backup", "list", SVC]);
+    let last_commit = w.pg().psql("SELECT max(at) FROM ticks");
+    disaster(&mut w);
+    drop(s);
+    let end = listed["pitr"]["additional_regions"][0]["pitr_range_end"]
+        .as_str()
+        .expect("secondary window")
+        .to_string();
+    let (r, report) = w.restore("from-away", &["--region", "away"]);
+    assert_eq!(report["restore"]["region"], "away");
+    // Every commit made before the streamed point, in order, and nothing else: no segment switch
+    // and no archive_command run brought these rows (the segment never filled).
+    assert_eq!(ids(&r), (1..=30).collect::<Vec<_>>());
+    let recovered = r.psql("SELECT max(at) FROM ticks");
+    assert_eq!(recovered, last_commit);
+    let newer = r.psql(&format!(
+        "SELECT '{end}'::timestamptz >= '{last_commit}'::timestamptz"
+    ));
+    assert_eq!(
+        newer, "t",
+        "secondary window ends at {end}, last commit {last_commit}"
+    );
+}
+
+#[test]
+fn a_killed_streamer_resumes_from_its_slot_and_a_blocked_secondary_catches_up() {
+    let mut w = world();
+    let mut s = Streamer::start(&w);
+    for id in 1..=5 {
+        tick(w.pg(), id);
+    }
+    s.wait_streamed(&current_lsn(w.pg()), 2);
+    s.kill();
+    // While it is down the slot keeps the WAL on the server.
+    for id in 6..=10 {
+        tick(w.pg(), id);
+    }
+    let slot = w
+        .pg()
+        .psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'btar_orders'");
+    assert_eq!(slot, "1");
+    // The secondary cannot be written for a while: the streamer keeps the primary current and
+    // retries the secondary.
+    let s = Streamer::start(&w);
+    let away = w.dir.path().join("store-away");
+    set_mode(&away, 0o000);
+    for id in 11..=15 {
+        tick(w.pg(), id);
+    }
+    let lsn = current_lsn(w.pg());
+    s.wait_for(
+        |v| {
+            v["event"] == "progress"
+                && v["positions"].as_array().is_some_and(|ps| {
+                    ps.iter().any(|p| {
+                        p["primary"] == true
+                            && p["position"].as_str().map(parse_lsn).unwrap_or(0) >= parse_lsn(&lsn)
+                    }) && ps
+                        .iter()
+                        .any(|p| p["primary"] == false && p["error"].is_string())
+                })
+        },
+        Duration::from_secs(30),
+    );
+    set_mode(&away, 0o700);
+    s.wait_streamed(&lsn, 2);
+    disaster(&mut w);
+    drop(s);
+    let (r, _) = w.restore("from-away", &["--region", "away"]);
+    assert_eq!(ids(&r), (1..=15).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_role_without_replication_is_refused_with_the_fix() {
+    let w = World::with_cluster(Backend::Fs);
+    w.pg().psql("CREATE ROLE plain LOGIN");
+    w.backup();
+    w.write_config(&format!(
+        "host=127.0.0.1 port={} user=plain dbname=postgres",
+        w.pg().port
+    ));
+    let out = w.btar(&["log-stream", "--service", SVC]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ALTER ROLE plain REPLICATION"), "{err}");
+}
+
+fn set_mode(p: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
