@@ -11,11 +11,15 @@ S3_SECRET_KEY=benchsecretkey
 _BENCH_PIDS=()
 _BENCH_PGDIRS=()
 
-# Builds the release binary (cargo waits on the lock if someone else is building) and sets $BTAR.
+# Builds the release binary (cargo waits on the lock if someone else is building) and sets $BTAR;
+# BTAR_BIN=/path/to/btar skips the build.
 # BTAR_PROFILE=debug uses the debug build instead (CI's smoke run: `cargo test` has just built it,
 # and a release build would cost CI ten minutes on two cores).
 btar_build() {
-  if [ "${BTAR_PROFILE:-release}" = debug ]; then
+  if [ -n "${BTAR_BIN:-}" ]; then
+    # A binary of the caller's choosing, e.g. a copy that a rebuild during a long run cannot change.
+    BTAR=$BTAR_BIN
+  elif [ "${BTAR_PROFILE:-release}" = debug ]; then
     cargo build -q -p btar
     BTAR=$PWD/target/debug/btar
   else

@@ -227,6 +227,29 @@ fn a_killed_streamer_resumes_from_its_slot_and_a_blocked_secondary_catches_up() 
 }
 
 #[test]
+fn a_dropped_slot_is_reported_as_a_gap_and_made_anew() {
+    let mut w = world();
+    let s = Streamer::start(&w);
+    tick(w.pg(), 1);
+    s.wait_streamed(&current_lsn(w.pg()), 2);
+    // An operator drops the slot: its walsender first, then the slot, before the streamer is back.
+    w.pg().psql(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'btar_orders'; \
+         SELECT pg_sleep(0.2); SELECT pg_drop_replication_slot('btar_orders')",
+    );
+    let gap = s.wait_for(|v| v["event"] == "gap", Duration::from_secs(30));
+    assert!(gap["reason"].as_str().unwrap().contains("dropped"), "{gap}");
+    s.wait_for(|v| v["event"] == "started", Duration::from_secs(30));
+    // Streaming goes on from the new slot: what is committed now reaches the secondary.
+    tick(w.pg(), 2);
+    s.wait_streamed(&current_lsn(w.pg()), 2);
+    disaster(&mut w);
+    drop(s);
+    let (r, _) = w.restore("from-away", &["--region", "away"]);
+    assert_eq!(ids(&r), vec![1, 2]);
+}
+
+#[test]
 fn a_role_without_replication_is_refused_with_the_fix() {
     let w = World::with_cluster(Backend::Fs);
     w.pg().psql("CREATE ROLE plain LOGIN");

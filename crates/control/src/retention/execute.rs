@@ -132,6 +132,16 @@ async fn apply(loc: &Location, plan: &RetentionPlan, out: &mut Expired) -> Resul
         tracing::debug!(service, region, timeline, log, %reason, "retention deleted log");
         out.logs += 1;
     }
+    // Streamed tails of files now archived, left by a streamer that stopped before its sweep.
+    let tails = loc.sweep_superseded_tails().await?;
+    if tails > 0 {
+        tracing::debug!(
+            service,
+            region,
+            pieces = tails,
+            "retention deleted superseded log tails"
+        );
+    }
     if !plan.chunks_held_by.is_empty() {
         let damaged = &plan.chunks_held_by;
         tracing::info!(

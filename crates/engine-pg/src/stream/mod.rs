@@ -31,8 +31,6 @@ use protocol::{ReplicationConn, Streamed, fmt_lsn};
 use received::{Received, Sink};
 use sink::Shared;
 
-pub use sink::sweep;
-
 /// The PostgreSQL engine's streamer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WalStreamer;
@@ -76,9 +74,10 @@ impl LogStreamer for WalStreamer {
         let pg = settings(settings_)?;
         let target = crate::conninfo::replication_target(&pg.conninfo, &opts.name)?;
         let mut backoff = Duration::from_secs(1);
+        let mut slot_seen = false;
         loop {
             let began = Instant::now();
-            let end = session(&pg.conninfo, &target, opts, on_event).await;
+            let end = session(&pg.conninfo, &target, opts, &mut slot_seen, on_event).await;
             let reason = match end {
                 End::Cancelled => return Ok(()),
                 End::Fatal(e) => return Err(e.into()),
@@ -127,24 +126,37 @@ async fn session(
     conninfo: &str,
     target: &protocol::Target,
     opts: &StreamOptions,
+    slot_seen: &mut bool,
     on_event: &(dyn Fn(StreamEvent) + Send + Sync),
 ) -> End {
-    match run_session(conninfo, target, opts, on_event).await {
+    match run_session(conninfo, target, opts, slot_seen, on_event).await {
         Ok(()) => End::Cancelled,
         Err(e) => e,
     }
 }
 
+/// One connection's worth of streaming. `slot_seen`: an earlier session of this process had the
+/// slot, so finding none now means someone dropped it.
 async fn run_session(
     conninfo: &str,
     target: &protocol::Target,
     opts: &StreamOptions,
+    slot_seen: &mut bool,
     on_event: &(dyn Fn(StreamEvent) + Send + Sync),
 ) -> Result<(), End> {
     let mut server = Server::connect(conninfo).await?;
     slot::check_server(&mut server).await?;
     let seg_size = server.wal_segment_size().await?;
     let slot = slot::ensure(&mut server, &opts.name).await?;
+    if slot.created && *slot_seen && !slot.recreated_after_loss {
+        on_event(StreamEvent::Gap {
+            reason: format!(
+                "replication slot `{}` was dropped while the streamer used it and was made anew; the WAL written meanwhile reaches the locations through the archive only",
+                opts.name
+            ),
+        });
+    }
+    *slot_seen = true;
     if slot.recreated_after_loss {
         on_event(StreamEvent::Gap {
             reason: format!(

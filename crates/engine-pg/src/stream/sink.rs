@@ -2,14 +2,12 @@
 //! arrives and the location's least interval has passed; consolidates a segment's pieces; deletes
 //! the tail of a segment once the complete segment is archived there.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use btar_engine::StreamTarget;
 use btar_format::{Location, TailPiece};
 use btar_region::CancellationToken;
-use futures::TryStreamExt;
 use tokio::sync::Notify;
 
 use super::received::{Job, Received};
@@ -51,7 +49,7 @@ pub async fn run(
             return;
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
-            if let Err(e) = sweep(&loc).await {
+            if let Err(e) = loc.sweep_superseded_tails().await {
                 tracing::warn!(region = %region, error = %e, "superseded WAL tails not deleted");
             }
             last_sweep = Some(Instant::now());
@@ -143,29 +141,6 @@ async fn store(loc: &Location, job: &Job) -> Result<(), btar_format::FormatError
             .filter(|p| p.end <= b && (p.start, p.end) != (a, b))
             .collect();
         loc.delete_tail_pieces(&older).await?;
-    }
-    Ok(())
-}
-
-/// Deletes the tail pieces of every segment whose complete file the location has archived.
-pub async fn sweep(loc: &Location) -> Result<(), btar_format::FormatError> {
-    let pieces: Vec<TailPiece> = loc.list_tail_pieces().try_collect().await?;
-    let mut by_file: BTreeMap<(String, String), Vec<TailPiece>> = BTreeMap::new();
-    for p in pieces {
-        by_file
-            .entry((p.timeline.clone(), p.name.clone()))
-            .or_default()
-            .push(p);
-    }
-    for ((timeline, name), pieces) in by_file {
-        if loc
-            .region()
-            .head(&loc.log_key(&timeline, &name))
-            .await?
-            .is_some()
-        {
-            loc.delete_tail_pieces(&pieces).await?;
-        }
     }
     Ok(())
 }

@@ -209,6 +209,33 @@ impl Location {
         }))
     }
 
+    /// Deletes the tail of every log file the location has archived complete (the streamer does
+    /// it as it goes; retention catches what a stopped streamer left). Returns the pieces deleted.
+    pub async fn sweep_superseded_tails(&self) -> Result<usize, FormatError> {
+        let pieces: Vec<TailPiece> = self.list_tail_pieces().try_collect().await?;
+        let mut by_file: std::collections::BTreeMap<(String, String), Vec<TailPiece>> =
+            std::collections::BTreeMap::new();
+        for p in pieces {
+            by_file
+                .entry((p.timeline.clone(), p.name.clone()))
+                .or_default()
+                .push(p);
+        }
+        let mut deleted = 0;
+        for ((timeline, name), pieces) in by_file {
+            if self
+                .region
+                .head(&self.log_key(&timeline, &name))
+                .await?
+                .is_some()
+            {
+                self.delete_tail_pieces(&pieces).await?;
+                deleted += pieces.len();
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Deletes these pieces (a tail superseded by its archived file, or consolidated into one
     /// piece). A piece already gone is fine.
     pub async fn delete_tail_pieces(&self, pieces: &[TailPiece]) -> Result<(), FormatError> {
