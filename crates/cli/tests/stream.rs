@@ -24,10 +24,15 @@ struct Streamer {
 
 impl Streamer {
     fn start(w: &World) -> Self {
+        Self::start_with(w, &[])
+    }
+
+    fn start_with(w: &World, extra: &[&str]) -> Self {
         let mut c = as_db_user(env!("CARGO_BIN_EXE_btar"));
         c.arg("--config")
             .arg(&w.config)
             .args(["--output", "json", "log-stream", "--service", SVC])
+            .args(extra)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -247,6 +252,45 @@ fn a_dropped_slot_is_reported_as_a_gap_and_made_anew() {
     drop(s);
     let (r, _) = w.restore("from-away", &["--region", "away"]);
     assert_eq!(ids(&r), vec![1, 2]);
+}
+
+#[test]
+fn synchronous_commits_return_only_once_stored_in_the_primary_location() {
+    let mut w = world();
+    let mut s = Streamer::start_with(&w, &["--synchronous"]);
+    w.pg()
+        .psql("ALTER SYSTEM SET synchronous_standby_names = 'btar_orders'");
+    w.pg().psql("SELECT pg_reload_conf()");
+    for id in 1..=5 {
+        tick(w.pg(), id);
+    }
+    // The moment the last commit returned: everything dies, nothing more is stored anywhere.
+    s.kill();
+    w.pg.as_mut().expect("cluster").crash();
+    let (r, _) = w.restore("from-home", &[]);
+    assert_eq!(ids(&r), (1..=5).collect::<Vec<_>>());
+    drop(r);
+    // Without the streamer a commit waits (here until psql gives up).
+    w.pg.as_mut().expect("cluster").start();
+    let out = std::process::Command::new("timeout")
+        .args(["3", "psql", "-XAtq", "-h", "127.0.0.1", "-p"])
+        .arg(w.pg().port.to_string())
+        .args([
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            "INSERT INTO ticks (id) VALUES (6)",
+        ])
+        .output()
+        .expect("run psql");
+    assert_eq!(
+        out.status.code(),
+        Some(124),
+        "the commit returned without the streamer: {}",
+        describe(&out)
+    );
 }
 
 #[test]
