@@ -338,7 +338,19 @@ fn service_schemas() -> Value {
             "start": {"type": "string", "format": "date-time"},
             "end": {"type": "string", "format": "date-time"},
             "step_seconds": {"type": "integer", "description": "Bucket width; 60 buckets per period"},
-            "metrics": {"type": "object", "description": "Keyed by destination region", "additionalProperties": schema("LagSeries")}
+            "metrics": {"type": "object", "description": "Keyed by destination region", "additionalProperties": schema("LagSeries")},
+            "streamed": {"type": "array", "description": "Where the WAL streamer (`btar log-stream`) last reported each location: now, not over the period; empty without a streamer", "items": schema("StreamStatus")}
+        }},
+        "StreamStatus": {"type": "object", "properties": {
+            "service": {"type": "string"}, "region": {"type": "string"},
+            "primary": {"type": "boolean", "description": "The home region: the server is told WAL is flushed once it is stored here"},
+            "position": {"type": "string", "description": "Log position the location holds (archive plus streamed tail), e.g. a PostgreSQL LSN"},
+            "server_position": {"type": "string", "description": "The server's flushed WAL position the streamer last knew"},
+            "bytes_behind": {"type": "integer"},
+            "seconds_behind": {"type": "number", "description": "How long the oldest WAL the location lacks has been waiting; 0 when current"},
+            "slot_retained_bytes": {"type": ["integer", "null"], "description": "WAL the server keeps for the streamer's replication slot"},
+            "error": {"type": ["string", "null"], "description": "Why the last store into this location failed, if it did"},
+            "updated_at": {"type": "string", "format": "date-time"}
         }},
         "LagSeries": {"type": "object", "description": "A bucket without samples has no point.", "properties": {
             "backup_lag_seconds": series("Worst backup lag in the bucket: secondary completion minus primary completion of a backup copy"),
