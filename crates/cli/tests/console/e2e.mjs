@@ -82,6 +82,8 @@ async function step(name, fn) {
 async function shot(name, target = page) {
   if (!SHOTS) return;
   mkdirSync(SHOTS, {recursive: true});
+  // Toasts come and go; they are not part of the view.
+  await page.evaluate(() => document.getElementById('toasts').replaceChildren());
   await page.waitForTimeout(300);
   await target.screenshot({path: path.join(SHOTS, `console-${name}.png`), ...(target === page ? {fullPage: true} : {})});
 }
@@ -120,6 +122,7 @@ try {
     const text = await page.getByRole('alert').innerText();
     assert(text.includes('403'), `the refusal names the status: ${text}`);
     await page.getByLabel('API token').waitFor();
+    assert(await page.getByRole('button', {name: 'Sign out'}).isHidden(), 'no Sign out before signing in');
     await accessible('sign-in');
     await shot('signin');
   });
@@ -214,7 +217,7 @@ try {
     const alert = dlg.getByRole('alert');
     await alert.waitFor();
     const text = await alert.innerText();
-    assert(text.includes('409') && text.includes('Next change allowed'), `409 shown: ${text}`);
+    assert(text.includes('409') && /next change allowed/i.test(text), `409 shown: ${text}`);
     await shot('regions', dlg);
     await dlg.getByRole('button', {name: 'Cancel'}).click();
     await dlg.waitFor({state: 'detached'});

@@ -118,6 +118,10 @@ export function notice(kind, ...children) {
 /** A short message at the bottom right, gone after a few seconds (announced by the live region). */
 export function toast(text, kind = 'info') {
   const box = document.getElementById('toasts');
+  // The same message again (a second Refresh) replaces the first instead of stacking.
+  for (const old of box.children) {
+    if (old.textContent === text) old.remove();
+  }
   const el = h('div', {class: ['toast', `toast-${kind}`]}, text);
   box.append(el);
   setTimeout(() => el.remove(), 6000);

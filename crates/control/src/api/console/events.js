@@ -4,7 +4,7 @@
 
 import {PROJECT, get, query} from './api.js';
 import {badge, card, field, fill, h, notice, select, table} from './dom.js';
-import {time} from './format.js';
+import {duration, time} from './format.js';
 
 const RULES = {
   copy_recent: 'Recent copy in the region',
@@ -20,6 +20,25 @@ function kindBadge(kind) {
     ? 'ok'
     : alarming(kind) ? 'bad' : kind.startsWith('alert') ? 'warn' : 'muted';
   return h('span', {class: ['badge', `badge-${cls}`]}, kind);
+}
+
+/** An event's message; one recorded as JSON (a drill's result) is said in words, the JSON on hover. */
+function message(text) {
+  let v;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return text;
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return text;
+  const words = [
+    v.state,
+    v.region && `from ${v.region}`,
+    v.backup && `backup ${v.backup}`,
+    typeof v.duration_seconds === 'number' && `in ${duration(v.duration_seconds)}`,
+    v.message,
+  ].filter(Boolean).join(' · ');
+  return h('span', {title: text}, words || text);
 }
 
 export async function eventsView(ctx, _arg, params) {
@@ -68,10 +87,10 @@ export async function eventsView(ctx, _arg, params) {
   const render = () => {
     const shown = filters.alerts ? events.filter(e => alarming(e.kind) || e.kind.startsWith('alert')) : events;
     fill(eventsBox, table('Events', [
-      {label: 'Time', cell: e => time(e.at)},
-      {label: 'Service', cell: e => (e.service ? h('a', {href: `#/service/${encodeURIComponent(e.service)}`}, e.service) : h('span', {class: 'muted'}, '—'))},
+      {label: 'Time', class: 'nowrap', cell: e => time(e.at)},
+      {label: 'Service', class: 'nowrap', cell: e => (e.service ? h('a', {href: `#/service/${encodeURIComponent(e.service)}`}, e.service) : h('span', {class: 'muted'}, '—'))},
       {label: 'Kind', cell: e => kindBadge(e.kind)},
-      {label: 'Message', class: 'wide', cell: e => e.message},
+      {label: 'Message', class: 'wide', cell: e => message(e.message)},
     ], shown, {empty: filters.alerts ? 'No alert or failure recorded.' : 'No event recorded yet.', rowClass: e => (alarming(e.kind) ? 'row-failed' : undefined)}),
     h('p', {class: 'small muted'}, `${shown.length} event${shown.length === 1 ? '' : 's'} (the newest 200); new ones appear as they are recorded.`));
   };

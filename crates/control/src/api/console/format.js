@@ -14,6 +14,8 @@ export function bytes(n) {
     i += 1;
   }
   const digits = i === 0 || v >= 100 ? 0 : v >= 10 ? 1 : 2;
+  // 1023.9 KiB would print as "1024 KiB": say "1.00 MiB".
+  if (Number(v.toFixed(digits)) >= 1024 && i < UNITS.length - 1) return `${(v / 1024).toFixed(2)} ${UNITS[i + 1]}`;
   return `${v.toFixed(digits)} ${UNITS[i]}`;
 }
 

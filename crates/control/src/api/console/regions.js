@@ -81,7 +81,8 @@ export function openRegions(page) {
     } catch (e) {
       const when = e instanceof ApiError && e.body.next_allowed_at;
       fill(result, notice('error', h('strong', {}, e.status === 409 ? 'The server refused the change. ' : 'The change was not saved. '),
-        /[.!?]$/.test(e.message) ? e.message : `${e.message}.`, when ? h('span', {}, ' Next change allowed ', time(when), ` (${relative(when)}).`) : null));
+        /[.!?]$/.test(e.message) ? e.message : `${e.message}.`,
+        when ? h('span', {}, ' In your time: ', time(when), ` (${relative(when)}).`) : null));
       save.disabled = false;
     }
   });

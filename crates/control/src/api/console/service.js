@@ -251,13 +251,13 @@ function windows(view) {
 /** Tick labels along the window axis. */
 function axis(lo, hi, place) {
   const span = hi - lo;
-  const steps = [60e3, 300e3, 900e3, 1800e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 2 * 86400e3, 7 * 86400e3, 30 * 86400e3, 90 * 86400e3, 365 * 86400e3];
+  const steps = [5e3, 10e3, 15e3, 30e3, 60e3, 300e3, 900e3, 1800e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 2 * 86400e3, 7 * 86400e3, 30 * 86400e3, 90 * 86400e3, 365 * 86400e3];
   const step = steps.find(s => span / s <= 6) || steps[steps.length - 1];
   const offset = new Date().getTimezoneOffset() * 60e3;
   const box = h('div', {class: 'axis', 'aria-hidden': 'true'});
   for (let x = Math.ceil((lo - offset) / step) * step + offset; x <= hi; x += step) {
     const d = new Date(x);
-    const label = span > 2 * 86400e3 ? localText(d).slice(5, 16) : localText(d).slice(11, 16);
+    const label = span > 2 * 86400e3 ? localText(d).slice(5, 16) : localText(d).slice(11, step < 60e3 ? 19 : 16);
     box.append(place(h('span', {class: 'tick'}, label), x));
   }
   return box;

@@ -14,7 +14,8 @@ export async function servicesView({main}) {
   const region = name => h('span', {class: 'region'}, name, provider[name] ? h('span', {class: 'provider'}, provider[name]) : null);
 
   const list = table('Services', [
-    {label: 'Service', cell: s => h('a', {href: `#/service/${encodeURIComponent(s.service_name)}`, class: 'strong'}, s.service_name)},
+    {label: 'Service', cell: s => h('span', {}, h('a', {href: `#/service/${encodeURIComponent(s.service_name)}`, class: 'strong'}, s.service_name),
+      s.user_config.service_to_fork_from ? h('div', {class: 'small muted'}, `fork of ${s.user_config.service_to_fork_from}`) : null)},
     {label: 'Engine', cell: s => ENGINES[s.service_type] || s.service_type},
     {label: 'Home region', cell: s => region(s.cloud_name)},
     {label: 'Backup to another region', cell: s => {
