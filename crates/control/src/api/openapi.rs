@@ -249,6 +249,7 @@ pub fn document() -> Value {
                 "get": {"summary": "A static asset of the console (script module, style sheet, icon)", "security": public,
                     "responses": {
                         "200": {"description": "The asset", "content": console_types},
+                        "400": {"description": "A path that does not decode", "content": {"application/json": {"schema": schema("Error")}}},
                         "404": {"description": "No such asset", "content": {"application/json": {"schema": schema("Error")}}}
                     }}
             }
