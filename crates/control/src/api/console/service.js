@@ -78,6 +78,15 @@ export async function serviceView(ctx, name, params) {
     fill(regionsBox, regionsSummary(page, () => openRegions(page)));
     fill(windowBox, windows(page.backups));
     fill(backupsBox, backupsTable(page.backups));
+    // While a copy is pending, the page follows it.
+    const pending = page.backups.backups.some(b => b.additional_regions.some(a => a.status === 'PENDING'));
+    if (pending && !page.following) {
+      page.following = true;
+      timers.push(setTimeout(() => {
+        page.following = false;
+        refresh().catch(() => {});
+      }, 5000));
+    }
   }
 
   async function loadLag() {
