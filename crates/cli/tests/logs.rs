@@ -33,7 +33,7 @@ fn captured_logs_carry_no_colour_codes_and_json_logs_parse() {
 /// `btar server` logs one line per request — method, path, status, duration — and never the token.
 #[test]
 fn the_server_logs_each_request_without_the_token() {
-    use std::io::{BufRead, Read, Write};
+    use std::io::{Read, Write};
     let dir = btar_testkit::TestDir::new();
     let cfg = dir.path().join("btar.toml");
     let token = "0123456789abcdef0123";
@@ -55,16 +55,7 @@ fn the_server_logs_each_request_without_the_token() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("server announced {line:?}"));
+    let port = common::announced_port(&mut child);
     for path in ["/healthz", "/v1/copy-jobs"] {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(

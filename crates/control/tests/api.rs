@@ -190,6 +190,7 @@ async fn auth(s: &Server) {
         (Method::GET, "/v1/check".into()),
         (Method::GET, "/v1/cost".into()),
         (Method::GET, "/v1/drills".into()),
+        (Method::GET, "/v1/clouds".into()),
     ] {
         let (status, _) = s.raw(method.clone(), &path, Some("{".into()), None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
@@ -260,19 +261,85 @@ async fn public_routes(s: &Server) {
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains("# TYPE btar_copy_jobs gauge"), "{text}");
 
-    let resp = s.http.get(format!("{}/", s.base)).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
-    assert!(resp.text().await.unwrap().contains("/v1/copy-jobs"));
+    console(s).await;
 
     let answer = s.get("/v1/nothing-here").await;
     assert_eq!(answer.0, StatusCode::NOT_FOUND);
     assert_error_shape(&answer, "/v1/nothing-here");
+}
+
+/// The console: a page whose assets are all served, with their types, caching and a CSP that
+/// allows no inline code; and the region list it offers destinations from.
+async fn console(s: &Server) {
+    let header = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let resp = s.http.get(format!("{}/", s.base)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(header(&resp, "content-type").starts_with("text/html"));
+    assert_eq!(header(&resp, "cache-control"), "no-cache");
+    let csp = header(&resp, "content-security-policy");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("style-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe"), "{csp}");
+    let page = resp.text().await.unwrap();
+    let assets: Vec<&str> = page
+        .split('"')
+        .filter(|a| a.starts_with("/console/"))
+        .collect();
+    assert!(assets.len() >= 4, "{page}");
+    for path in assets {
+        let resp = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let ty = header(&resp, "content-type");
+        let want = match path.rsplit('.').next() {
+            Some("js") => "text/javascript",
+            Some("css") => "text/css",
+            Some("svg") => "image/svg+xml",
+            other => panic!("unexpected asset {other:?}"),
+        };
+        assert!(ty.starts_with(want), "{path}: {ty}");
+        assert!(
+            header(&resp, "cache-control").contains("immutable"),
+            "{path}"
+        );
+        assert_eq!(header(&resp, "x-content-type-options"), "nosniff");
+    }
+    // An asset under an older version is still served (a tab open across an upgrade), uncached.
+    let resp = s
+        .http
+        .get(format!("{}/console/0/app.js", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, "cache-control"), "no-cache");
+    let answer = s.get("/console/0/nothing.js").await;
+    assert_eq!(answer.0, StatusCode::NOT_FOUND);
+    assert_error_shape(&answer, "nothing.js");
+
+    let (status, _) = s.raw(Method::GET, "/v1/clouds", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, v) = s.get("/v1/clouds").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["clouds"],
+        json!([
+            {"cloud_name": "local-a", "provider": "local"},
+            {"cloud_name": "local-b", "provider": "local"},
+            {"cloud_name": "aws-x", "provider": "aws"}
+        ])
+    );
 }
 
 async fn services(s: &Server) {

@@ -313,3 +313,18 @@ pub fn marks(pg: &PgCluster) -> Vec<String> {
         s.split(',').map(String::from).collect()
     }
 }
+
+/// The port a `btar server` child (stdout piped) announced on its first line, "btar server: API
+/// http://127.0.0.1:PORT/v1, …".
+pub fn announced_port(child: &mut std::process::Child) -> u16 {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("server stdout is piped"))
+        .read_line(&mut line)
+        .expect("read the server's announcement");
+    line.split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("server announced {line:?}"))
+}

@@ -1,94 +1,180 @@
-//! The console: one static "Backups page". It holds no data and no secret; it asks for the API
-//! token (kept in the tab's sessionStorage) and calls the API from the browser. Everything shown is
-//! inserted as text, never as HTML, so names from the catalog cannot inject markup.
+//! The console: a static web app (HTML, ES modules, CSS, the vendored uPlot chart library) embedded
+//! in the binary. It holds no data and no secret: it asks for the API token (kept in the tab's
+//! sessionStorage, sent only in the `Authorization` header) and calls the public API from the
+//! browser. Everything it shows is inserted as text, never as HTML, so names from the catalog
+//! cannot inject markup; the Content-Security-Policy allows no inline script or style at all.
+//!
+//! Assets are served under `/console/<version>/<file>`, `<version>` being a digest of every asset:
+//! a new binary changes the address, so assets can be cached for good while `/` is revalidated.
 
-use axum::http::header;
-use axum::response::IntoResponse;
+use std::sync::LazyLock;
 
-pub async fn page() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            // The page only talks to its own origin.
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
-            ),
-        ],
-        PAGE,
-    )
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::extract::PathArgs;
+
+/// The page and its assets only talk to their own origin, run no inline code, and cannot be framed.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+struct Asset {
+    /// The name served under `/console/<version>/`.
+    name: &'static str,
+    body: &'static [u8],
 }
 
-const PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>btar — backups</title>
-<style>
-body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{background:#f3f3f3}.err{color:#b00}h2{margin-top:1.5em}
-</style></head><body>
-<h1>btar — backups</h1>
-<form id="f"><label>API token <input id="token" type="password" size="40" autocomplete="off"></label>
-<button>Load</button> <span id="status"></span></form>
-<div id="out"></div>
-<script>
-const $ = (tag, text) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = String(text); return e; };
-const tokenInput = document.getElementById('token');
-// A link may carry the token in its fragment (never sent to a server); it is moved out of the URL.
-const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
-if (fromLink) { sessionStorage.setItem('btar-token', fromLink); history.replaceState(null, '', location.pathname); }
-tokenInput.value = sessionStorage.getItem('btar-token') || '';
-async function api(path, body) {
-  const opts = {headers: {'Authorization': 'Bearer ' + tokenInput.value}};
-  if (body !== undefined) { opts.method = 'POST'; opts.body = JSON.stringify(body); opts.headers['Content-Type'] = 'application/json'; }
-  const r = await fetch(path, opts);
-  const j = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(r.status + ': ' + (j.message || r.statusText));
-  return j;
-}
-function table(cols, rows) {
-  const t = $('table'), h = t.insertRow();
-  cols.forEach(c => h.appendChild($('th', c)));
-  rows.forEach(r => { const tr = t.insertRow(); r.forEach(v => tr.insertCell().textContent = v ?? ''); });
-  return t;
-}
-const last = s => (s && s.length) ? s[s.length - 1][1] : '';
-async function load() {
-  const out = document.getElementById('out'), status = document.getElementById('status');
-  sessionStorage.setItem('btar-token', tokenInput.value);
-  out.replaceChildren(); status.textContent = 'loading…'; status.className = '';
-  try {
-    const {services} = await api('/v1/project/default/service');
-    out.appendChild($('h2', 'Services'));
-    out.appendChild(table(['service', 'type', 'home region', 'plan', 'additional regions', 'next region change'],
-      services.map(s => [s.service_name, s.service_type, s.cloud_name, s.plan,
-        (s.user_config.additional_backup_regions || []).join(', '), s.next_regions_change_at || 'now'])));
-    for (const s of services) {
-      const base = '/v1/project/default/service/' + encodeURIComponent(s.service_name);
-      out.appendChild($('h2', 'Backups of ' + s.service_name));
-      try {
-        const v = await api(base + '/backups');
-        out.appendChild(table(['backup', 'time', 'size', 'primary', 'additional regions'],
-          v.backups.map(b => [b.backup_name, b.backup_time, b.data_size, b.storage_location,
-            b.additional_regions.map(a => a.region + ': ' + a.status).join(', ')])));
-        const p = v.pitr;
-        out.appendChild(table(['location', 'recoverable from', 'to'],
-          [p.primary_region].concat(p.additional_regions).map(r => [r.region, r.pitr_range_start, r.pitr_range_end])));
-      } catch (e) { out.appendChild($('p', e.message)).className = 'err'; }
-      const rep = await api(base + '/backup_to_another_region/report', {period: 'hour'});
-      out.appendChild($('h3', 'Lag (latest in the last hour)'));
-      out.appendChild(table(['destination', 'backup lag s', 'WAL lag s', 'bytes pending', 'latest recoverable'],
-        Object.entries(rep.metrics).map(([r, m]) => [r, last(m.backup_lag_seconds), last(m.wal_lag_seconds),
-          last(m.bytes_pending), m.latest_recoverable_time.length ? new Date(last(m.latest_recoverable_time) * 1000).toISOString() : ''])));
+impl Asset {
+    fn content_type(&self) -> &'static str {
+        match self.name.rsplit('.').next() {
+            Some("js") => JS,
+            Some("css") => CSS,
+            _ => SVG,
+        }
     }
-    const {copy_jobs} = await api('/v1/copy-jobs?limit=50');
-    out.appendChild($('h2', 'Copy jobs (latest 50)'));
-    out.appendChild(table(['id', 'service', 'from', 'to', 'backup', 'state', 'created', 'completed', 'bytes', 'message'],
-      copy_jobs.map(j => [j.copy_job_id, j.service, j.source_region, j.destination_region, j.backup_name,
-        j.state, j.creation_date, j.completion_date, j.bytes_transferred, j.status_message])));
-    status.textContent = 'loaded ' + new Date().toLocaleTimeString();
-  } catch (e) { status.textContent = e.message; status.className = 'err'; }
 }
-document.getElementById('f').addEventListener('submit', ev => { ev.preventDefault(); load(); });
-if (tokenInput.value) load();
-</script></body></html>
-"#;
+
+/// `asset!("a.js")` serves `console/a.js` as `a.js`; `asset!("b.js", "dir/b.js")` serves
+/// `console/dir/b.js` as `b.js`.
+macro_rules! asset {
+    ($name:literal) => {
+        asset!($name, $name)
+    };
+    ($name:literal, $file:literal) => {
+        Asset {
+            name: $name,
+            body: include_bytes!(concat!("console/", $file)),
+        }
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+
+const ASSETS: &[Asset] = &[
+    asset!("app.js"),
+    asset!("api.js"),
+    asset!("dom.js"),
+    asset!("format.js"),
+    asset!("charts.js"),
+    asset!("services.js"),
+    asset!("service.js"),
+    asset!("regions.js"),
+    asset!("fork.js"),
+    asset!("copy-jobs.js"),
+    asset!("events.js"),
+    asset!("drills.js"),
+    asset!("style.css"),
+    asset!("icon.svg"),
+    // uPlot 1.6.32 from npm, unmodified (MIT; vendor/uplot/LICENSE).
+    asset!("uPlot.esm.js", "vendor/uplot/uPlot.esm.js"),
+    asset!("uPlot.min.css", "vendor/uplot/uPlot.min.css"),
+];
+
+/// Content types `/console/{version}/{file}` answers with (for the OpenAPI document).
+pub const CONTENT_TYPES: &[&str] = &[JS, CSS, SVG];
+
+/// FNV-1a over every asset: stable for one binary, different when any asset changes.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for a in ASSETS {
+        for b in a.name.bytes().chain(a.body.iter().copied()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+});
+
+static INDEX: LazyLock<String> = LazyLock::new(|| {
+    include_str!("console/index.html").replace("{{ASSETS}}", &format!("/console/{}", *VERSION))
+});
+
+fn headers(
+    content_type: &'static str,
+    cache: &'static str,
+) -> [(header::HeaderName, &'static str); 5] {
+    [
+        (header::CONTENT_TYPE, content_type),
+        (header::CACHE_CONTROL, cache),
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ]
+}
+
+/// `/`: the page. Revalidated on every load, so a new binary's assets are picked up at once.
+pub async fn page() -> Response {
+    (
+        headers("text/html; charset=utf-8", "no-cache"),
+        INDEX.as_str(),
+    )
+        .into_response()
+}
+
+/// `/console/{version}/{file}`. Under the current version an asset never changes, so it may be
+/// cached for a year; under another (a tab loaded before an upgrade) it is served but not cached.
+pub async fn asset(PathArgs((version, file)): PathArgs<(String, String)>) -> Response {
+    let Some(a) = ASSETS.iter().find(|a| a.name == file) else {
+        return ApiError::new(StatusCode::NOT_FOUND, format!("no console asset `{file}`"))
+            .into_response();
+    };
+    let cache = if version == *VERSION {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    (StatusCode::OK, headers(a.content_type(), cache), a.body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_names_the_current_assets_and_every_module_it_imports_is_served() {
+        assert!(INDEX.contains(&format!("/console/{}/app.js", *VERSION)));
+        assert!(!INDEX.contains("{{"));
+        // Every relative import of every module names a served asset.
+        for a in ASSETS.iter().filter(|a| a.content_type() == JS) {
+            let text = std::str::from_utf8(a.body).unwrap_or_default();
+            for spec in text.split("from './").skip(1) {
+                let name = spec.split('\'').next().unwrap_or_default();
+                assert!(
+                    ASSETS.iter().any(|b| b.name == name),
+                    "{} imports ./{name}, which is not served",
+                    a.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_inline_and_no_markup_from_strings() {
+        let html = include_str!("console/index.html");
+        assert!(
+            !html.contains("<style") && !html.contains(" style="),
+            "inline style"
+        );
+        for chunk in html.split("<script").skip(1) {
+            assert!(chunk.contains("src="), "inline script: <script{chunk}");
+        }
+        for a in ASSETS
+            .iter()
+            .filter(|a| a.content_type() == JS && !a.name.starts_with("uPlot"))
+        {
+            let text = std::str::from_utf8(a.body).unwrap_or_default();
+            for banned in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+            ] {
+                assert!(!text.contains(banned), "{} uses {banned}", a.name);
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@
 mod auth;
 mod backups;
 mod check;
+mod clouds;
 mod console;
 mod copy_jobs;
 mod cost;
@@ -42,11 +43,13 @@ pub const ROUTES: &[&str] = &[
     "/v1/check",
     "/v1/cost",
     "/v1/drills",
+    "/v1/clouds",
     "/v1/openapi.json",
     "/metrics",
     "/healthz",
     "/readyz",
     "/",
+    "/console/{version}/{file}",
 ];
 
 /// The API, console and metrics. `token` is the bearer token every `/v1` route but the OpenAPI
@@ -79,12 +82,14 @@ pub fn router(cp: ControlPlane, token: String) -> Router {
         .route("/v1/check", get(check::run))
         .route("/v1/cost", get(cost::report))
         .route("/v1/drills", get(drills::list))
+        .route("/v1/clouds", get(clouds::list))
         .route_layer(axum::middleware::from_fn_with_state(
             token,
             auth::require_token,
         ));
     Router::new()
         .route("/", get(console::page))
+        .route("/console/{version}/{file}", get(console::asset))
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

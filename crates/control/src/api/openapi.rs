@@ -89,6 +89,10 @@ pub fn document() -> Value {
         wrapped("backup", schema("BackupTaken")),
         &["401", "403", "404", "409"],
     );
+    let console_types: serde_json::Map<String, Value> = super::console::CONTENT_TYPES
+        .iter()
+        .map(|t| ((*t).to_owned(), json!({"schema": {"type": "string"}})))
+        .collect();
     backup_responses["202"] = json!({"description": "Started in the background",
         "content": {"application/json": {"schema": schema("Message")}}});
 
@@ -205,6 +209,12 @@ pub fn document() -> Value {
                     "responses": ok("Drills", wrapped("drills", array(schema("Drill"))), &auth)
                 }
             },
+            "/v1/clouds": {
+                "get": {
+                    "summary": "The regions configured here, with their provider (Aiven's cloud list): where a service may live and copy to",
+                    "responses": ok("Regions", wrapped("clouds", array(schema("Cloud"))), &auth)
+                }
+            },
             "/v1/openapi.json": {
                 "get": {"summary": "This document", "security": public, "responses": {"200": {"description": "OpenAPI 3.1 document"}}}
             },
@@ -230,6 +240,18 @@ pub fn document() -> Value {
             "/": {
                 "get": {"summary": "Console (HTML); asks for the token and calls this API", "security": public,
                     "responses": {"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}}
+            },
+            "/console/{version}/{file}": {
+                "parameters": [
+                    {"name": "version", "in": "path", "required": true, "description": "Digest of the console's assets, as `/` names it (another one is served uncached)", "schema": {"type": "string"}},
+                    {"name": "file", "in": "path", "required": true, "schema": {"type": "string"}}
+                ],
+                "get": {"summary": "A static asset of the console (script module, style sheet, icon)", "security": public,
+                    "responses": {
+                        "200": {"description": "The asset", "content": console_types},
+                        "400": {"description": "A path that does not decode", "content": {"application/json": {"schema": schema("Error")}}},
+                        "404": {"description": "No such asset", "content": {"application/json": {"schema": schema("Error")}}}
+                    }}
             }
         },
         "components": {
@@ -412,6 +434,10 @@ fn service_schemas() -> Value {
                 "status": {"type": "string", "enum": ["PASS", "FAIL"]},
                 "detail": {"type": "string"}
             }}}
+        }},
+        "Cloud": {"type": "object", "required": ["cloud_name", "provider"], "properties": {
+            "cloud_name": {"type": "string", "description": "Region name, as `cloud` and `additional_backup_regions` take it"},
+            "provider": {"type": "string", "description": "aws, google, azure, local or an S3-compatible vendor; copies stay on the home region's provider unless allow_cross_provider"}
         }},
         "Event": {"type": "object", "properties": {
             "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
