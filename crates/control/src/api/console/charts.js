@@ -4,7 +4,7 @@
 
 import uPlot from './uPlot.esm.js';
 import {h, table} from './dom.js';
-import {bytes, duration, localText, time} from './format.js';
+import {bytes, duration, localText, relative, time} from './format.js';
 
 const SERIES = [
   {key: 'backup_lag_seconds', label: 'Backup lag', stroke: '#0969da', scale: 's', fmt: duration},
@@ -31,8 +31,11 @@ function timeTick(v, incr) {
 
 const last = series => (series && series.length ? series[series.length - 1] : null);
 
-/** Words for the newest point of each series. */
-export function lagSummary(metrics) {
+/**
+ * Words for the newest point of each series, and, when a WAL streamer runs (`btar log-stream`),
+ * how far the region's streamed log is behind the server now.
+ */
+export function lagSummary(metrics, streamed) {
   const parts = SERIES.map(s => {
     const p = last(metrics[s.key]);
     return h('span', {class: 'stat'}, h('span', {class: 'stat-label'}, s.label), p ? s.fmt(p[1]) : '—');
@@ -40,6 +43,13 @@ export function lagSummary(metrics) {
   const rec = last(metrics.latest_recoverable_time);
   parts.push(h('span', {class: 'stat'}, h('span', {class: 'stat-label'}, 'Latest recoverable'),
     rec ? time(new Date(rec[1] * 1000)) : '—'));
+  if (streamed) {
+    const behind = streamed.error
+      ? `store failing: ${streamed.error}`
+      : `${duration(streamed.seconds_behind)} behind (${bytes(streamed.bytes_behind)})`;
+    parts.push(h('span', {class: 'stat', title: `last reported by the streamer: ${relative(streamed.updated_at)}`},
+      h('span', {class: 'stat-label'}, 'Streamed WAL'), behind));
+  }
   return h('div', {class: 'stats'}, parts);
 }
 

@@ -110,7 +110,8 @@ export async function serviceView(ctx, name, params) {
     for (const region of regions) {
       const box = h('div', {class: 'lag-region'});
       lagBox.append(h('section', {class: 'lag-block', 'aria-label': `Lag to ${region}`},
-        h('h3', {}, `To ${region}`), lagSummary(report.metrics[region]), box));
+        h('h3', {}, `To ${region}`),
+        lagSummary(report.metrics[region], (report.streamed || []).find(s => s.region === region)), box));
       charts.push(lagChart(box, report, region));
     }
   }
