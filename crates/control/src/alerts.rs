@@ -8,7 +8,8 @@
 //! did not succeed (until one does); a copy job FAILED
 //! after its last attempt (until a later copy of that service to that region completes); a compliance rule failing (`btar check`: copy age, late primary backup,
 //! a hole in a log archive; the check is rerun at most every 5 minutes, so its alerts resolve within
-//! that); backup lag over `[alerts] backup_lag_seconds`.
+//! that); backup lag over `[alerts] backup_lag_seconds`; a WAL streamer's location behind by more
+//! than `[alerts] stream_lag_seconds`, failing to store, or a streamer silent for twice that.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -173,6 +174,7 @@ impl ControlPlane {
                 );
             }
         }
+        self.stream_conditions(&mut out).await?;
         if let Some(limit) = self.config().alerts.backup_lag_seconds {
             for svc in &services {
                 let report = self.catalog().lag_report(&svc.name, Period::Hour).await?;
@@ -196,6 +198,55 @@ impl ControlPlane {
             }
         }
         Ok(out)
+    }
+
+    /// The streamer's last reports: a location behind or failing; a streamer that went silent (a
+    /// streamer stopped on purpose clears its reports).
+    async fn stream_conditions(&self, out: &mut BTreeMap<String, Condition>) -> Result<()> {
+        let limit = self.config().alerts.stream_lag_seconds;
+        let now = self.catalog().now();
+        let mut silent = BTreeMap::new();
+        for st in self.catalog().list_stream_positions().await? {
+            let age = (now - st.updated_at).num_seconds();
+            if age > 2 * limit as i64 {
+                silent.insert(st.service.clone(), age);
+                continue;
+            }
+            let problem = match &st.error {
+                Some(e) => Some(format!(
+                    "storing streamed WAL in region {} fails: {e}",
+                    st.region
+                )),
+                None if st.seconds_behind > limit as f64 => Some(format!(
+                    "streamed WAL in region {} is {:.0} s behind the server (limit {limit} s)",
+                    st.region, st.seconds_behind
+                )),
+                None => None,
+            };
+            if let Some(message) = problem {
+                out.insert(
+                    format!("stream_behind/{}/{}", st.service, st.region),
+                    Condition {
+                        service: Some(st.service.clone()),
+                        kind: "stream_behind",
+                        message,
+                    },
+                );
+            }
+        }
+        for (service, age) in silent {
+            out.insert(
+                format!("stream_silent/{service}"),
+                Condition {
+                    service: Some(service),
+                    kind: "stream_silent",
+                    message: format!(
+                        "the WAL streamer has not reported for {age} s: it stopped without being stopped (btar log-stream)"
+                    ),
+                },
+            );
+        }
+        Ok(())
     }
 
     async fn notify(

@@ -157,6 +157,9 @@ pub struct AlertSettings {
     pub commands: Vec<String>,
     /// Alert when backups reach an additional region this many seconds after the primary.
     pub backup_lag_seconds: Option<u64>,
+    /// Alert when a location's streamed WAL (`btar log-stream`) is this many seconds behind the
+    /// server, its store fails, or the streamer has not reported for twice this long.
+    pub stream_lag_seconds: u64,
     /// Tries per sink and alert (0.5 s, then doubling, between them).
     pub attempts: u32,
 }
@@ -167,6 +170,7 @@ impl Default for AlertSettings {
             webhooks: Vec::new(),
             commands: Vec::new(),
             backup_lag_seconds: None,
+            stream_lag_seconds: 60,
             attempts: 3,
         }
     }

@@ -222,3 +222,62 @@ async fn a_failed_copy_alerts_once_and_resolves_once() {
     // The webhook's secret path is never in an event.
     assert!(events.iter().all(|e| !e.message.contains("secret-token")));
 }
+
+/// The streamer's reports as the catalog holds them: a failing secondary alerts until the streamer
+/// reports it current; a streamer that stops reporting is silent; one stopped on purpose (reports
+/// cleared) is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_stream_and_a_silent_streamer_alert_and_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, got) = receiver().await;
+    let cp = control(dir.path(), &url, &dir.path().join("hook.log")).await;
+    let row =
+        |region: &str, primary: bool, error: Option<&str>, ago_s: i64| btar_catalog::StreamStatus {
+            service: SVC.into(),
+            region: region.into(),
+            primary,
+            position: "0/3000000".into(),
+            server_position: "0/3000100".into(),
+            bytes_behind: 256,
+            seconds_behind: 0.2,
+            slot_retained_bytes: Some(1 << 20),
+            error: error.map(String::from),
+            updated_at: Utc::now() - chrono::TimeDelta::seconds(ago_s),
+        };
+    let report = |rows: Vec<btar_catalog::StreamStatus>| {
+        let cp = cp.clone();
+        async move {
+            cp.catalog()
+                .record_stream_positions(SVC, &rows)
+                .await
+                .unwrap()
+        }
+    };
+    report(vec![
+        row("home", true, None, 0),
+        row("away", false, Some("permission denied"), 0),
+    ])
+    .await;
+    cp.evaluate_alerts().await.unwrap();
+    cp.evaluate_alerts().await.unwrap();
+    assert_eq!(of_kind(&got, "stream_behind"), ["firing"]);
+    report(vec![
+        row("home", true, None, 0),
+        row("away", false, None, 0),
+    ])
+    .await;
+    cp.evaluate_alerts().await.unwrap();
+    assert_eq!(of_kind(&got, "stream_behind"), ["firing", "resolved"]);
+    // Last report 5 minutes ago (limit 60 s: silent after 120 s).
+    report(vec![
+        row("home", true, None, 300),
+        row("away", false, None, 300),
+    ])
+    .await;
+    cp.evaluate_alerts().await.unwrap();
+    assert_eq!(of_kind(&got, "stream_silent"), ["firing"]);
+    // Stopped on purpose: the streamer clears its reports.
+    report(vec![]).await;
+    cp.evaluate_alerts().await.unwrap();
+    assert_eq!(of_kind(&got, "stream_silent"), ["firing", "resolved"]);
+}

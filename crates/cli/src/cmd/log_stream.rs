@@ -232,6 +232,12 @@ impl StreamArgs {
         refresh.abort();
         drop(on_event);
         let _ = recorder.await;
+        // Stopped on purpose: no report left to look like a streamer that died.
+        if result.is_ok()
+            && let Err(e) = cp.catalog().record_stream_positions(&svc.name, &[]).await
+        {
+            tracing::warn!(error = %e, "stream positions not cleared");
+        }
         result?;
         Ok(ExitCode::SUCCESS)
     }
