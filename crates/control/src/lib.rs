@@ -11,6 +11,7 @@ pub mod api;
 mod backups;
 pub mod check;
 pub mod config;
+pub mod copy_jobs;
 mod copy_worker;
 pub mod cost;
 pub mod drill;

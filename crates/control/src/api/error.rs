@@ -7,10 +7,29 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use btar_catalog::CatalogError;
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::ControlError;
 use crate::config::ConfigError;
+
+/// An error as the API returns it (Aiven's shape).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"message": "no service `orders`", "errors": [{"message": "no service `orders`", "status": 404}]})))]
+pub struct ErrorBody {
+    pub message: String,
+    pub errors: Vec<ErrorItem>,
+    /// On a 409 from the 24 h rule: when `additional_backup_regions` may change next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_allowed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorItem {
+    pub message: String,
+    /// The HTTP status.
+    pub status: u16,
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -49,13 +68,14 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, message = %self.message, "API request failed");
         }
-        let mut body = json!({
-            "message": self.message,
-            "errors": [{"message": self.message, "status": self.status.as_u16()}],
-        });
-        if let Some(t) = self.next_allowed_at {
-            body["next_allowed_at"] = json!(t);
-        }
+        let body = ErrorBody {
+            errors: vec![ErrorItem {
+                message: self.message.clone(),
+                status: self.status.as_u16(),
+            }],
+            message: self.message,
+            next_allowed_at: self.next_allowed_at,
+        };
         (self.status, Json(body)).into_response()
     }
 }
