@@ -36,6 +36,17 @@ pub fn error_code(e: &anyhow::Error) -> &'static str {
         if cause.downcast_ref::<ConfigError>().is_some() {
             return "config";
         }
+        if let Some(r) = cause.downcast_ref::<crate::remote::RemoteError>() {
+            // The server chose the status from the same error a local run would have had.
+            return match r.status {
+                400 => "invalid",
+                401 | 403 => "unauthorized",
+                404 => "not_found",
+                409 => "conflict",
+                503 => "unavailable",
+                _ => "failed",
+            };
+        }
         if let Some(e) = cause.downcast_ref::<EngineError>() {
             return engine_code(e);
         }
@@ -65,4 +76,11 @@ pub fn report(e: &anyhow::Error, json: bool, code: u8) -> ExitCode {
         eprintln!("error: {e:#}");
     }
     ExitCode::from(code)
+}
+
+/// Reports a command line that does not parse, under `--output json`: `{"error": {"code": "usage",
+/// "message"}}` on stderr, the message being clap's (with its usage line).
+pub fn report_usage(message: &str) {
+    let body = serde_json::json!({"error": {"code": "usage", "message": message.trim_end()}});
+    eprintln!("{body}");
 }
