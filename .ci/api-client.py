@@ -51,5 +51,5 @@ assert len(page.copy_jobs) <= 5, page
 expect(delete_service.sync("fuzz", name, client=api), object, "deleteService")
 missing = get_service.sync("fuzz", name, client=api)
 expect(missing, ErrorBody, "getService of a deleted service")
-assert missing.errors[0].status == 404, missing
+assert missing.errors[0].status == 404 and missing.code == "not_found", missing
 print(f"generated client: {len(listed.services)} services, {len(page.copy_jobs)} copy jobs, ok")

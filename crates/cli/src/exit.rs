@@ -16,52 +16,26 @@ pub const CHECK_FAILED: u8 = 4;
 /// The command line itself is wrong (sysexits' EX_USAGE), so a script can tell it from a failure.
 pub const USAGE: u8 = 64;
 
-/// A stable, machine-readable kind of failure.
+/// A stable, machine-readable kind of failure (the API's error bodies carry the same codes).
 pub fn error_code(e: &anyhow::Error) -> &'static str {
     for cause in e.chain() {
         if let Some(c) = cause.downcast_ref::<ControlError>() {
+            return c.code();
+        }
+        if let Some(c) = cause.downcast_ref::<ConfigError>() {
             return match c {
-                ControlError::Invalid(_) => "invalid",
-                ControlError::NotFound(_) => "not_found",
-                ControlError::Conflict(_) => "conflict",
-                ControlError::NoAgent(_) => "no_agent",
-                ControlError::LocationVanished { .. } => "location_vanished",
-                ControlError::Config(_) => "config",
-                ControlError::Catalog(e) if e.is_not_found() => "not_found",
-                e if e.is_retryable() => "unavailable",
-                ControlError::Engine(e) => engine_code(e),
-                _ => "failed",
-            };
-        }
-        if cause.downcast_ref::<ConfigError>().is_some() {
-            return "config";
-        }
-        if let Some(r) = cause.downcast_ref::<crate::remote::RemoteError>() {
-            // The server chose the status from the same error a local run would have had.
-            return match r.status {
-                400 => "invalid",
-                401 | 403 => "unauthorized",
-                404 => "not_found",
-                409 => "conflict",
-                503 => "unavailable",
-                _ => "failed",
+                ConfigError::UnknownService(..) => "not_found",
+                _ => "config",
             };
         }
         if let Some(e) = cause.downcast_ref::<EngineError>() {
-            return engine_code(e);
+            return btar_control::engine_code(e);
+        }
+        if let Some(r) = cause.downcast_ref::<crate::remote::RemoteError>() {
+            return r.code;
         }
     }
     "failed"
-}
-
-fn engine_code(e: &EngineError) -> &'static str {
-    match e {
-        EngineError::Invalid(_) => "invalid",
-        EngineError::Damaged(_) => "damaged",
-        EngineError::NotBuiltIn(_) => "not_built_in",
-        e if e.is_retryable() => "unavailable",
-        _ => "failed",
-    }
 }
 
 /// Reports a failed command on stderr — as `{"error": {"code", "message"}}` under `--output json` —

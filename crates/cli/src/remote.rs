@@ -19,14 +19,30 @@ use serde_json::{Value, json};
 /// The project in the routes: btar has one, and checks only the name's shape.
 const PROJECT: &str = "btar";
 
-/// A failed API call: the server's status and its message. Exit codes and JSON error codes are
-/// taken from the status (`exit::error_code`), so they match the local command's.
+/// A failed API call: the server's message and code (the code the same failure has locally).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct RemoteError {
-    pub status: u16,
+    pub code: &'static str,
     pub message: String,
 }
+
+/// The codes a server may send, as `'static` strings; a code this btar does not know, or an
+/// answer without one (not a btar server), is `failed`.
+const CODES: &[&str] = &[
+    "invalid",
+    "not_found",
+    "conflict",
+    "no_agent",
+    "location_vanished",
+    "config",
+    "unavailable",
+    "damaged",
+    "not_built_in",
+    "unauthorized",
+    "method_not_allowed",
+    "failed",
+];
 
 /// A `btar server`'s REST API.
 #[derive(Debug, Clone)]
@@ -106,14 +122,22 @@ impl Remote {
         let status = resp.status();
         let bytes = resp.bytes().await?;
         if !status.is_success() {
-            let message = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|e| e.message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).trim().to_string());
-            return Err(RemoteError {
-                status: status.as_u16(),
-                message,
-            }
-            .into());
+            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => (e.code, e.message),
+                Err(_) => (
+                    String::new(),
+                    format!(
+                        "{status} from {url}: {}",
+                        String::from_utf8_lossy(&bytes).trim()
+                    ),
+                ),
+            };
+            let code = CODES
+                .iter()
+                .find(|c| **c == code)
+                .copied()
+                .unwrap_or("failed");
+            return Err(RemoteError { code, message }.into());
         }
         serde_json::from_slice(&bytes)
             .with_context(|| format!("unexpected answer from {} {url}", status.as_u16()))

@@ -38,7 +38,7 @@ use btar_region::CancellationToken;
 pub use backups::{BackupEntry, BackupState, BackupTaken, BackupsView, LocationStatus, PitrRange};
 pub use config::{Config, ConfigError, PlanConfig, ServiceConfig, WalFetchSettings};
 pub use copy_worker::CopyRun;
-pub use error::{ControlError, Result};
+pub use error::{ControlError, Result, engine_code};
 pub use fork::{ForkRequest, Forked};
 pub use log_shipper::{LogShipped, NOTIFY_PREFIX, notify_archived};
 pub use restore::{RestoreRun, Restored};

@@ -134,6 +134,17 @@ fn assert_error_shape(answer: &(StatusCode, Value), needle: &str) {
     let message = answer.1["message"].as_str().unwrap_or_default();
     assert!(message.contains(needle), "`{needle}` not in {answer:?}");
     assert_eq!(answer.1["errors"][0]["message"].as_str(), Some(message));
+    // btar's code for the failure, as `--output json` prints it.
+    let code = answer.1["code"].as_str().unwrap_or_default();
+    let fits: &[&str] = match answer.0.as_u16() {
+        400 => &["invalid", "config"],
+        401 | 403 => &["unauthorized"],
+        404 => &["not_found"],
+        405 => &["method_not_allowed"],
+        409 => &["conflict", "no_agent"],
+        _ => &["unavailable", "location_vanished", "failed"],
+    };
+    assert!(fits.contains(&code), "code `{code}` for {answer:?}");
 }
 
 async fn scenario(s: Server) {

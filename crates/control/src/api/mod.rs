@@ -209,8 +209,9 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
 /// The refusal sent to a connection over the limit, in the API's error shape.
 fn busy_response() -> Vec<u8> {
     let message = "too many connections; retry later";
-    let body =
-        format!(r#"{{"message":"{message}","errors":[{{"message":"{message}","status":503}}]}}"#);
+    let body = format!(
+        r#"{{"message":"{message}","code":"unavailable","errors":[{{"message":"{message}","status":503}}]}}"#
+    );
     format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
