@@ -29,11 +29,21 @@ text_enum! {
     CreatedBy { Plan => "plan", OnDemand => "on-demand", Event => "event" }
 }
 
-/// A copy job, shaped after AWS `DescribeCopyJob`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A copy job, shaped after AWS `DescribeCopyJob`. FAILED and PARTIAL are final: a retry is a new
+/// job naming this one in `retry_of`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"copy_job_id": "01jdxq3m6f2k9v7c4r8t5y1w0a", "service": "orders", "kind": "backup",
+    "source_region": "aws-eu-west-1", "destination_region": "aws-eu-central-1",
+    "backup_name": "20261130T030000123Z", "destination_backup_name": "20261130T030000123Z",
+    "state": "COMPLETED", "status_message": null, "creation_date": "2026-11-30T03:00:41Z",
+    "start_date": "2026-11-30T03:00:42Z", "completion_date": "2026-11-30T03:01:20Z",
+    "backup_size_in_bytes": 1591738368, "bytes_transferred": 72138752, "chunks_total": 86,
+    "chunks_copied": 86, "attempts": 1, "next_attempt_at": null, "created_by": "plan",
+    "created_by_backup_job_id": null, "lease_owner": null, "lease_expires_at": null, "retry_of": null})))]
 pub struct CopyJob {
     pub copy_job_id: String,
     pub service: String,
+    /// Always `backup`: log files are shipped continuously, not by jobs.
     pub kind: JobKind,
     pub source_region: String,
     pub destination_region: String,
@@ -41,6 +51,7 @@ pub struct CopyJob {
     pub backup_name: String,
     pub destination_backup_name: String,
     pub state: JobState,
+    /// Why the job failed, or what it is waiting for.
     pub status_message: Option<String>,
     pub creation_date: DateTime<Utc>,
     pub start_date: Option<DateTime<Utc>>,
@@ -49,7 +60,9 @@ pub struct CopyJob {
     pub bytes_transferred: i64,
     pub chunks_total: Option<i64>,
     pub chunks_copied: i64,
+    /// Attempts within this job (a retryable failure is attempted again before the job fails).
     pub attempts: i64,
+    /// When a retryable failure is attempted again within this job.
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_by: CreatedBy,
     pub created_by_backup_job_id: Option<String>,

@@ -8,7 +8,10 @@ use crate::Catalog;
 use crate::db::{delta, get, get_time, ms};
 use crate::error::{DbContext, Result};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Something that happened: a backup committed or failed, a fork, a deletion, an alert…
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"id": 42, "at": "2026-11-30T03:00:12Z", "service": "orders",
+    "kind": "backup_committed", "message": "backup 20261130T030000123Z committed in aws-eu-west-1"})))]
 pub struct Event {
     pub id: i64,
     pub at: DateTime<Utc>,

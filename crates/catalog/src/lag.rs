@@ -26,7 +26,7 @@ pub struct LagSample {
 }
 
 /// The window of a lag report (Aiven's `period`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Period {
     Hour,
@@ -92,24 +92,47 @@ pub type Point = (i64, f64);
 
 /// The series of one destination region. A bucket without samples has no point, so gaps in
 /// sampling show as gaps rather than as zero lag.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LagSeries {
-    /// Worst backup lag in each bucket.
+    /// Worst backup lag in each bucket: secondary completion minus primary completion of a backup
+    /// copy.
+    #[schema(schema_with = points)]
     pub backup_lag_seconds: Vec<Point>,
-    /// Worst WAL lag in each bucket.
+    /// Worst WAL lag in each bucket: from a segment being durable in the primary to being durable
+    /// in this region.
+    #[schema(schema_with = points)]
     pub wal_lag_seconds: Vec<Point>,
-    /// Largest backlog in each bucket.
+    /// Largest backlog in each bucket: bytes archived in the primary and not yet in this region.
+    #[schema(schema_with = points)]
     pub bytes_pending: Vec<Point>,
-    /// Latest recoverable time (unix seconds) reached in each bucket.
+    /// Latest point (unix seconds) a restore from this region could reach, per bucket.
+    #[schema(schema_with = points)]
     pub latest_recoverable_time: Vec<Point>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[[bucket start in unix seconds, value], …]`.
+fn points() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let pair = ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::Number))
+        .min_items(Some(2))
+        .max_items(Some(2))
+        .description(Some("[bucket start (unix seconds), value]"));
+    ArrayBuilder::new().items(pair).build()
+}
+
+/// Aiven's lag report, with btar's series per destination region (Aiven names none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"service": "orders", "period": "hour", "start": "2026-11-30T06:00:00Z",
+    "end": "2026-11-30T07:00:00Z", "step_seconds": 60, "metrics": {"aws-eu-central-1": {
+    "backup_lag_seconds": [[1796018400, 41.5]], "wal_lag_seconds": [[1796018400, 0.8], [1796018460, 0.6]],
+    "bytes_pending": [[1796018400, 0.0]], "latest_recoverable_time": [[1796018460, 1796018459.2]]}}})))]
 pub struct LagReport {
     pub service: String,
     pub period: Period,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// Bucket width: each series has at most 60 buckets per period.
     pub step_seconds: i64,
     /// Keyed by destination region.
     pub metrics: BTreeMap<String, LagSeries>,

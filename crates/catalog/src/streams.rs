@@ -9,17 +9,27 @@ use crate::Catalog;
 use crate::db::{float_arg, get, get_time, ms};
 use crate::error::{DbContext, Result};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Where the WAL streamer (`btar log-stream`) last reported one location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"service": "orders", "region": "aws-eu-central-1", "primary": false,
+    "position": "0/3A000148", "server_position": "0/3A000148", "bytes_behind": 0,
+    "seconds_behind": 0.0, "slot_retained_bytes": 1048576, "error": null,
+    "updated_at": "2026-11-30T07:00:01Z"})))]
 pub struct StreamStatus {
     pub service: String,
     pub region: String,
+    /// The home region: the server is told WAL is flushed once it is stored here.
     pub primary: bool,
     /// Log position the location holds (archive plus streamed tail), in the engine's notation.
     pub position: String,
+    /// The server's flushed WAL position the streamer last knew.
     pub server_position: String,
     pub bytes_behind: i64,
+    /// How long the oldest WAL the location lacks has been waiting; 0 when current.
     pub seconds_behind: f64,
+    /// WAL the server keeps for the streamer's replication slot.
     pub slot_retained_bytes: Option<i64>,
+    /// Why the last store into this location failed, if it did.
     pub error: Option<String>,
     pub updated_at: DateTime<Utc>,
 }

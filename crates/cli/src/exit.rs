@@ -16,41 +16,26 @@ pub const CHECK_FAILED: u8 = 4;
 /// The command line itself is wrong (sysexits' EX_USAGE), so a script can tell it from a failure.
 pub const USAGE: u8 = 64;
 
-/// A stable, machine-readable kind of failure.
+/// A stable, machine-readable kind of failure (the API's error bodies carry the same codes).
 pub fn error_code(e: &anyhow::Error) -> &'static str {
     for cause in e.chain() {
         if let Some(c) = cause.downcast_ref::<ControlError>() {
+            return c.code();
+        }
+        if let Some(c) = cause.downcast_ref::<ConfigError>() {
             return match c {
-                ControlError::Invalid(_) => "invalid",
-                ControlError::NotFound(_) => "not_found",
-                ControlError::Conflict(_) => "conflict",
-                ControlError::NoAgent(_) => "no_agent",
-                ControlError::LocationVanished { .. } => "location_vanished",
-                ControlError::Config(_) => "config",
-                ControlError::Catalog(e) if e.is_not_found() => "not_found",
-                e if e.is_retryable() => "unavailable",
-                ControlError::Engine(e) => engine_code(e),
-                _ => "failed",
+                ConfigError::UnknownService(..) => "not_found",
+                _ => "config",
             };
         }
-        if cause.downcast_ref::<ConfigError>().is_some() {
-            return "config";
-        }
         if let Some(e) = cause.downcast_ref::<EngineError>() {
-            return engine_code(e);
+            return btar_control::engine_code(e);
+        }
+        if let Some(r) = cause.downcast_ref::<crate::remote::RemoteError>() {
+            return r.code;
         }
     }
     "failed"
-}
-
-fn engine_code(e: &EngineError) -> &'static str {
-    match e {
-        EngineError::Invalid(_) => "invalid",
-        EngineError::Damaged(_) => "damaged",
-        EngineError::NotBuiltIn(_) => "not_built_in",
-        e if e.is_retryable() => "unavailable",
-        _ => "failed",
-    }
 }
 
 /// Reports a failed command on stderr — as `{"error": {"code", "message"}}` under `--output json` —
@@ -65,4 +50,11 @@ pub fn report(e: &anyhow::Error, json: bool, code: u8) -> ExitCode {
         eprintln!("error: {e:#}");
     }
     ExitCode::from(code)
+}
+
+/// Reports a command line that does not parse, under `--output json`: `{"error": {"code": "usage",
+/// "message"}}` on stderr, the message being clap's (with its usage line).
+pub fn report_usage(message: &str) {
+    let body = serde_json::json!({"error": {"code": "usage", "message": message.trim_end()}});
+    eprintln!("{body}");
 }

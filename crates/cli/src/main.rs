@@ -5,6 +5,7 @@ mod cmd;
 mod engines;
 mod exit;
 mod output;
+mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,10 +21,24 @@ use crate::output::{Format, Out};
     about = "Self-hosted backup to another region for PostgreSQL and MySQL/MariaDB"
 )]
 struct Cli {
-    /// Config file (TOML): regions, services, storage settings. Given before the command: `-c` after
-    /// `service create|update` is a user_config entry, as in Aiven's CLI.
-    #[arg(long, short = 'c', env = "BTAR_CONFIG", default_value = "btar.toml")]
+    /// Config file (TOML): regions, services, storage settings. `-c KEY=VALUE` belongs to
+    /// `service create|update` (a user_config entry, as in Aiven's CLI); `-c FILE` before the
+    /// command is still read as this, for archive_command lines written by older btar, but unlisted.
+    #[arg(
+        long,
+        short = 'C',
+        short_alias = 'c',
+        env = "BTAR_CONFIG",
+        default_value = "btar.toml"
+    )]
     config: PathBuf,
+    /// Call this `btar server` (http://host:7480) instead of the local catalog: service, backup
+    /// create|list, copy-jobs, report, fork and check. Other commands work locally and ignore it.
+    #[arg(long, global = true, env = "BTAR_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// The API token for --server, read from this file (else from BTAR_TOKEN).
+    #[arg(long, global = true, env = "BTAR_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value = "text")]
     output: Format,
@@ -113,6 +128,25 @@ enum Command {
     },
     /// Print the man page (roff), e.g. `btar man > /usr/share/man/man1/btar.1`.
     Man,
+    /// Print the REST API's OpenAPI document (what `btar server` serves at /v1/openapi.json), for
+    /// client generators.
+    Openapi,
+}
+
+impl Command {
+    /// Whether the command can call the REST API instead (`--server`).
+    fn has_route(&self) -> bool {
+        use cmd::backup::BackupCmd;
+        matches!(
+            self,
+            Command::Service(_)
+                | Command::CopyJobs(_)
+                | Command::Report(_)
+                | Command::Fork(_)
+                | Command::Check(_)
+                | Command::Backup(BackupCmd::Create { .. } | BackupCmd::List { .. })
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -147,6 +181,17 @@ fn init_tracing(verbose: u8, format: LogFormat) {
 /// holds even when they do not parse.
 fn is_wal_fetch() -> bool {
     std::env::args().skip(1).any(|a| a == "wal-fetch")
+}
+
+/// Whether the raw arguments ask for `--output json`, for a command line that does not parse: its
+/// usage error is then a JSON error object too.
+fn wants_json() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    args.iter().enumerate().any(|(i, a)| {
+        matches!(a.as_str(), "--output=json" | "-ojson")
+            || (matches!(a.as_str(), "--output" | "-o")
+                && args.get(i + 1).is_some_and(|v| v == "json"))
+    })
 }
 
 /// PostgreSQL takes any restore_command exit code from 1 to 125 for "not in the archive" and ends
@@ -189,7 +234,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            if e.exit_code() != 0 && wants_json() {
+                exit::report_usage(&e.render().to_string());
+            } else {
+                let _ = e.print();
+            }
             return match e.exit_code() {
                 0 => ExitCode::SUCCESS,
                 _ if fetch => ExitCode::from(WAL_FETCH_FAILED),
@@ -231,7 +280,8 @@ fn main() -> ExitCode {
         });
         match cli.command {
             Command::Keygen => {
-                println!("{}", btar_region::RegionKey::generate().to_hex());
+                let key = btar_region::RegionKey::generate().to_hex();
+                out.emit(&serde_json::json!({ "key": key }), || key.clone())?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Up(a) => a.run(engines::built_in(), out, cancel).await,
@@ -248,13 +298,30 @@ fn main() -> ExitCode {
                 clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Openapi => {
+                let doc = btar_control::api::openapi_document();
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                Ok(ExitCode::SUCCESS)
+            }
             command => {
-                let cfg = btar_control::Config::load(&cli.config)?;
+                let remote = match &cli.server {
+                    Some(url) if command.has_route() => {
+                        Some(remote::Remote::new(url, cli.token_file.as_deref())?)
+                    }
+                    _ => None,
+                };
+                // A remote command needs no config file on this host.
+                let cfg = if remote.is_some() {
+                    btar_control::Config::default()
+                } else {
+                    btar_control::Config::load(&cli.config)?
+                };
                 let ctx = cmd::Ctx {
                     cfg,
                     engines: engines::built_in(),
                     out,
                     cancel,
+                    remote,
                 };
                 match command {
                     Command::Backup(c) => c.run(&ctx).await,
@@ -281,7 +348,8 @@ fn main() -> ExitCode {
                     Command::Keygen
                     | Command::Up(_)
                     | Command::Completions { .. }
-                    | Command::Man => Ok(ExitCode::SUCCESS),
+                    | Command::Man
+                    | Command::Openapi => Ok(ExitCode::SUCCESS),
                 }
             }
         }

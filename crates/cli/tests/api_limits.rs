@@ -4,34 +4,23 @@
 //! open, closes them after `idle_timeout_seconds`, and refuses connections beyond `max_connections`
 //! with a 503 instead of letting them queue.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use btar_testkit::TestDir;
+use common::ServerProcess;
 
 // Long enough that 400 held connections outlast a loaded machine's accept loop (3 s once did not).
 const IDLE_SECS: u64 = 8;
 const MAX_CONNECTIONS: usize = 400;
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
 /// `btar server` under `ulimit -Sn 128`: before the fix it kept that limit and ran out of
 /// descriptors at about a hundred connections.
-fn start(dir: &TestDir) -> Server {
+fn start(dir: &TestDir) -> ServerProcess {
     let cfg = dir.path().join("btar.toml");
     std::fs::write(
         &cfg,
@@ -43,30 +32,15 @@ fn start(dir: &TestDir) -> Server {
         ),
     )
     .unwrap();
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
         .arg(format!(
-            "ulimit -Sn 128 && exec {} -c {} server --listen 127.0.0.1:0",
+            "ulimit -Sn 128 && exec {} --config {} server --listen 127.0.0.1:0",
             env!("CARGO_BIN_EXE_btar"),
             cfg.display()
         ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let port = line
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("server announced {line:?}"));
-    Server { child, port }
+        .stderr(Stdio::null());
+    ServerProcess::spawn(cmd)
 }
 
 /// Status line of a GET, or None when nothing came back within `wait`.

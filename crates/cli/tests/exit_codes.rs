@@ -4,17 +4,7 @@
 
 mod common;
 
-use common::{Backend, SVC, World};
-
-fn error_of(out: &std::process::Output) -> serde_json::Value {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("no JSON error ({e}): {stderr}"))
-}
+use common::{Backend, SVC, World, error_of};
 
 #[test]
 fn failures_have_documented_codes_and_json_errors() {
@@ -58,6 +48,13 @@ fn completions_and_man_page_cover_the_commands() {
             assert!(script.contains(command), "{shell}: {command} missing");
         }
     }
+    // The OpenAPI document without a server, for client generators.
+    let doc = w.btar_json(&["openapi"]);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc["paths"]["/v1/copy-jobs"]["get"]["operationId"],
+        "listCopyJobs"
+    );
     let man = w.btar(&["man"]);
     assert!(man.status.success());
     let page = String::from_utf8_lossy(&man.stdout);
@@ -65,4 +62,81 @@ fn completions_and_man_page_cover_the_commands() {
         page.contains(".TH btar 1") && page.contains("wal\\-fetch"),
         "{page}"
     );
+}
+
+/// `-c KEY=VALUE` is `service`'s user_config entry (Aiven's CLI); the config file is `--config` /
+/// `-C` (or BTAR_CONFIG), so help lists one `-c` per command and a misplaced path is explained.
+#[test]
+fn dash_c_is_a_user_config_entry_and_the_config_file_is_dash_capital_c() {
+    let w = World::new(Backend::Fs);
+    let help = w.btar(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("-C, --config"), "{help}");
+    assert!(!help.contains("-c,"), "{help}");
+    let update_help = w.btar(&["service", "update", "--help"]);
+    let update_help = String::from_utf8_lossy(&update_help.stdout);
+    assert!(update_help.contains("-c, --user-config"), "{update_help}");
+
+    // -C FILE before the command, -c KEY=VALUE after it, in one command line.
+    let cfg = w.config.to_str().unwrap();
+    let out = btar_testkit::as_db_user(env!("CARGO_BIN_EXE_btar"))
+        .env_remove("BTAR_CONFIG")
+        .args([
+            "-C",
+            cfg,
+            "--output",
+            "json",
+            "service",
+            "update",
+            common::SVC,
+        ])
+        .args(["-c", "additional_backup_regions=[]"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", btar_testkit::describe(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["user_config"]["additional_backup_regions"],
+        serde_json::json!([])
+    );
+
+    // The old habit `service update -c /path/btar.toml NAME` is a usage error that says where the
+    // config file goes, as JSON under --output json.
+    let wrong = w.btar(&["--output", "json", "service", "update", "-c", cfg, "x"]);
+    assert_eq!(
+        wrong.status.code(),
+        Some(64),
+        "{}",
+        btar_testkit::describe(&wrong)
+    );
+    let e = error_of(&wrong);
+    assert_eq!(e["error"]["code"], "usage", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--config FILE"),
+        "{e}"
+    );
+}
+
+/// Commands that used to print bare values print objects under --output json.
+#[test]
+fn keygen_and_catalog_rebuild_print_objects() {
+    let w = World::new(Backend::Fs);
+    let key = w.btar_json(&["keygen"]);
+    assert_eq!(key["key"].as_str().unwrap().len(), 64, "{key}");
+    let text = w.btar(&["keygen"]);
+    assert_eq!(String::from_utf8_lossy(&text.stdout).trim().len(), 64);
+    w.register();
+    let rebuilt = w.btar_json(&["catalog", "rebuild"]);
+    let rows = rebuilt["indexed"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{rebuilt}");
+    for row in rows {
+        assert!(
+            row["service"].is_string() && row["region"].is_string(),
+            "{row}"
+        );
+        assert!(row["backups"].is_u64(), "{row}");
+    }
 }

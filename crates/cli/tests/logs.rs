@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, World};
+use common::{Backend, ServerProcess, World};
 
 #[test]
 fn captured_logs_carry_no_colour_codes_and_json_logs_parse() {
@@ -47,15 +47,13 @@ fn the_server_logs_each_request_without_the_token() {
     )
     .unwrap();
     let log = dir.path().join("server.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_btar"))
-        .args(["-v", "--log-format", "json", "-c"])
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_btar"));
+    cmd.args(["-v", "--log-format", "json", "--config"])
         .arg(&cfg)
         .args(["server", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let port = common::announced_port(&mut child);
+        .stderr(std::fs::File::create(&log).unwrap());
+    let server = ServerProcess::spawn(cmd);
+    let port = server.port;
     for path in ["/healthz", "/v1/copy-jobs"] {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(
@@ -67,10 +65,7 @@ fn the_server_logs_each_request_without_the_token() {
         s.read_to_string(&mut reply).unwrap();
         assert!(reply.starts_with("HTTP/1.1 200"), "{path}: {reply}");
     }
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    drop(server);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains(token), "the token was logged: {text}");
     for path in ["/healthz", "/v1/copy-jobs"] {

@@ -4,6 +4,8 @@
 //! lag report, and reads back from a fork made from the secondary location; the API served by
 //! `btar up` answers with the token it wrote. A second `btar up` reuses everything.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -129,7 +131,7 @@ fn readme_flow_up_write_backup_copy_report_fork() {
     sql("CREATE TABLE t (v text); INSERT INTO t VALUES ('written after up')");
     let cfg = data.join("btar.toml");
     let c = cfg.to_str().unwrap();
-    let second = btar(&["-c", c, "backup", "create", "demo"]);
+    let second = btar(&["--config", c, "backup", "create", "demo"]);
     assert_ne!(second["backup_name"], first["backup"]["backup_name"]);
     copied(&second);
     sql("SELECT pg_switch_wal()");
@@ -142,7 +144,7 @@ fn readme_flow_up_write_backup_copy_report_fork() {
         "{again}"
     );
 
-    let listed = btar(&["-c", c, "backup", "list", "demo"]);
+    let listed = btar(&["--config", c, "backup", "list", "demo"]);
     let backups = listed["backups"].as_array().unwrap();
     assert_eq!(backups.len(), 3);
     assert!(
@@ -152,12 +154,12 @@ fn readme_flow_up_write_backup_copy_report_fork() {
         "{listed}"
     );
 
-    let report = btar(&["-c", c, "report", "demo", "--period", "day"]);
+    let report = btar(&["--config", c, "report", "demo", "--period", "day"]);
     let lag = &report["metrics"]["local-away"]["backup_lag_seconds"];
     assert!(!lag.as_array().unwrap().is_empty(), "{report}");
 
     let forked = btar(&[
-        "-c",
+        "--config",
         c,
         "fork",
         "demo",
@@ -179,25 +181,11 @@ fn readme_flow_up_write_backup_copy_report_fork() {
 
     // `btar up` serving: the API answers with the token it wrote, and refuses a wrong one.
     let token = std::fs::read_to_string(data.join("api-token")).unwrap();
-    let mut server = as_db_user(env!("CARGO_BIN_EXE_btar"))
-        .args(["-c", c, "server", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    // "btar server: API http://127.0.0.1:PORT/v1, …"
-    let port: u16 = line
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("server announced {line}"));
+    let mut cmd = as_db_user(env!("CARGO_BIN_EXE_btar"));
+    cmd.args(["--config", c, "server", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::null());
+    let server = common::ServerProcess::spawn(cmd);
+    let port = server.port;
     let deadline = Instant::now() + Duration::from_secs(20);
     let (status, body) = loop {
         let r = http_get(port, "/v1/project/p/service/demo/backups", token.trim());
@@ -207,10 +195,7 @@ fn readme_flow_up_write_backup_copy_report_fork() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let (wrong, _) = http_get(port, "/v1/copy-jobs", "not-the-token-at-all");
-    let _ = Command::new("pkill")
-        .args(["-INT", "-f", &format!("{c} server")])
-        .status();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["backups"].as_array().unwrap().len(), 3, "{v}");

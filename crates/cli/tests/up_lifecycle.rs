@@ -78,7 +78,7 @@ fn up_takes_free_ports_and_stops_what_it_started_on_sigterm() {
     let c = data.join("btar.toml");
     let out = as_db_user(env!("CARGO_BIN_EXE_btar"))
         .args([
-            "-c",
+            "--config",
             c.to_str().unwrap(),
             "--output",
             "json",

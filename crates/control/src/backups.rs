@@ -10,14 +10,17 @@ use btar_catalog::{
 use btar_engine::{BackupOptions, BackupPoint, NoProgress, Progress, Window};
 use btar_format::{BackupWriter, Manifest};
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ControlPlane;
 use crate::error::{ControlError, Result};
 use crate::locations::Place;
 
 /// A committed primary backup and the copy jobs it started.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"service": "orders", "region": "aws-eu-west-1", "backup_name": "20261130T030000123Z",
+    "logical_bytes": 1591738368, "new_chunks": 2210, "new_stored_bytes": 9437184, "new_objects": 2,
+    "seconds": 9.1, "mb_per_s": 174.9, "copy_job_ids": ["01jdxq3m6f2k9v7c4r8t5y1w0a"]})))]
 pub struct BackupTaken {
     pub service: String,
     pub region: String,
@@ -34,7 +37,7 @@ pub struct BackupTaken {
 }
 
 /// A backup's state in one location.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BackupState {
     /// Committed there (the backup, or its copy).
@@ -74,7 +77,7 @@ impl std::fmt::Display for BackupState {
 }
 
 /// One backup's state in one additional backup region (Aiven's `additional_regions` entry).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LocationStatus {
     pub cloud: String,
     pub region: String,
@@ -93,7 +96,7 @@ pub struct LocationStatus {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BackupEntry {
     pub backup_name: String,
     pub backup_time: DateTime<Utc>,
@@ -114,7 +117,7 @@ pub struct BackupEntry {
 }
 
 /// The recoverable window of one location.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PitrRange {
     pub cloud: String,
     pub region: String,
@@ -127,7 +130,7 @@ pub struct PitrRange {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pitr {
     pub primary_region: PitrRange,
     pub additional_regions: Vec<PitrRange>,
@@ -135,7 +138,17 @@ pub struct Pitr {
 
 /// Aiven's `GET …/service/{service}/backups` shape. A deleted service is listed too (its backups
 /// stay until retention), with `deleted_at` set.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"backups": [{"backup_name": "20261130T030000123Z", "backup_time": "2026-11-30T03:00:09Z",
+    "data_size": 1591738368, "storage_location": "aws-eu-west-1", "status": "COMPLETED",
+    "expires_at": null, "incremental": true, "start_lsn": "0/9000028", "stop_lsn": "0/9000138",
+    "additional_regions": [{"cloud": "aws-eu-central-1", "region": "aws-eu-central-1", "paused": false,
+    "pause_reason": null, "status": "COMPLETED", "expires_at": null}]}],
+    "pitr": {"primary_region": {"cloud": "aws-eu-west-1", "region": "aws-eu-west-1",
+    "pitr_range_start": "2026-11-23T03:00:09Z", "pitr_range_end": "2026-11-30T07:04:51Z", "paused": false,
+    "pause_reason": null}, "additional_regions": [{"cloud": "aws-eu-central-1", "region": "aws-eu-central-1",
+    "pitr_range_start": "2026-11-16T03:01:20Z", "pitr_range_end": "2026-11-30T07:04:50Z", "paused": false,
+    "pause_reason": null}]}})))]
 pub struct BackupsView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<DateTime<Utc>>,
@@ -144,6 +157,22 @@ pub struct BackupsView {
 }
 
 impl ControlPlane {
+    /// Aiven's lag report of `service` over `period`: per destination region, the series of
+    /// `LagSeries`. A region enabled but not yet sampled still gets its (empty) series, so a chart
+    /// shows it.
+    pub async fn lag_report(
+        &self,
+        service: &str,
+        period: btar_catalog::Period,
+    ) -> Result<btar_catalog::LagReport> {
+        let svc = self.service(service).await?;
+        let mut report = self.catalog().lag_report(&svc.name, period).await?;
+        for region in svc.additional_backup_regions() {
+            report.metrics.entry(region).or_default();
+        }
+        Ok(report)
+    }
+
     /// Takes a primary backup of `service` now, indexes it and queues its copies.
     pub async fn take_backup(&self, service: &str, created_by: CreatedBy) -> Result<BackupTaken> {
         // A `'static` reporter: a temporary's borrow would make the futures that hold it fail

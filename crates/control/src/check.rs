@@ -11,7 +11,7 @@
 //! - `log_gap_free`: each location's log archive has no hole that stops a restore of a kept backup.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use btar_catalog::Role;
 use btar_format::time_of_backup_name;
@@ -20,24 +20,28 @@ use crate::ControlPlane;
 use crate::error::Result;
 use crate::schedule::Schedule;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CheckStatus {
     Pass,
     Fail,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckResult {
     pub service: String,
     /// `copy_recent`, `backup_fresh` or `log_gap_free`.
-    pub rule: &'static str,
+    #[schema(value_type = String, examples("copy_recent"))]
+    pub rule: std::borrow::Cow<'static, str>,
     pub region: String,
     pub status: CheckStatus,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"checked_at": "2026-11-30T07:05:00Z", "failed": 1, "results": [
+    {"service": "orders", "rule": "backup_fresh", "region": "aws-eu-west-1", "status": "PASS", "detail": "newest backup 4h ago; plan interval 24h"},
+    {"service": "orders", "rule": "copy_recent", "region": "aws-eu-central-1", "status": "FAIL", "detail": "newest copy 3d ago; at most 1d allowed"}]})))]
 pub struct CheckReport {
     pub checked_at: DateTime<Utc>,
     pub results: Vec<CheckResult>,
@@ -59,7 +63,7 @@ fn result(
 ) -> CheckResult {
     CheckResult {
         service: service.into(),
-        rule,
+        rule: rule.into(),
         region: region.into(),
         status: if ok {
             CheckStatus::Pass

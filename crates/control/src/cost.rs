@@ -17,10 +17,12 @@ use crate::error::Result;
 
 const GB: f64 = 1e9;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CostLine {
     pub service: String,
     pub region: String,
+    /// `primary` or `secondary`.
+    #[schema(value_type = String, examples("primary"))]
     pub role: &'static str,
     pub backups: u64,
     /// Bytes of database files the location's backups hold (before dedupe and compression).
@@ -38,7 +40,11 @@ pub struct CostLine {
     pub price: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(examples(json!({"period": "month", "from": "2026-10-31T07:00:00Z", "to": "2026-11-30T07:00:00Z",
+    "lines": [{"service": "orders", "region": "aws-eu-central-1", "role": "secondary", "backups": 14,
+    "logical_bytes": 22284337152_u64, "stored_bytes": 1932735283, "objects": 61, "gb_hours": 1391.6,
+    "copy_jobs": 30, "copy_bytes": 2147483648_u64, "price": 0.04}], "total_price": 0.04})))]
 pub struct CostReport {
     pub period: String,
     pub from: DateTime<Utc>,

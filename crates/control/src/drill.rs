@@ -27,7 +27,7 @@ pub struct DrillRun {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DrillState {
     Successful,
@@ -35,7 +35,10 @@ pub enum DrillState {
     TimedOut,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"service": "orders", "region": "aws-eu-central-1", "backup": "20261130T030000123Z",
+    "state": "SUCCESSFUL", "started_at": "2026-11-30T04:00:00Z", "duration_seconds": 38.2,
+    "reached": {"time": "2026-11-30T03:58:12Z"}, "message": "1"})))]
 pub struct DrillResult {
     pub service: String,
     pub region: Option<String>,

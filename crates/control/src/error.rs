@@ -50,6 +50,25 @@ impl ControlError {
         ControlError::Invalid(msg.into())
     }
 
+    /// A stable, machine-readable kind of failure: the `code` of the CLI's JSON error and of the
+    /// API's error body, so a script reads the same code from either.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ControlError::Invalid(_) => "invalid",
+            ControlError::NotFound(_) => "not_found",
+            ControlError::Conflict(_) => "conflict",
+            ControlError::NoAgent(_) => "no_agent",
+            ControlError::LocationVanished { .. } => "location_vanished",
+            ControlError::Config(ConfigError::UnknownService(..)) => "not_found",
+            ControlError::Config(_) => "config",
+            ControlError::Catalog(e) => catalog_code(e),
+            ControlError::Format(f) => format_code(f),
+            e if e.is_retryable() => "unavailable",
+            ControlError::Engine(e) => engine_code(e),
+            _ => "failed",
+        }
+    }
+
     /// Whether a failed attempt may succeed when run again without an operator: a store or
     /// database that was unreachable (whichever layer noticed), or a cancelled run. Damage and
     /// misconfiguration need an operator. Each layer's error decides for itself; this only asks it.
@@ -67,3 +86,43 @@ impl ControlError {
 }
 
 pub type Result<T, E = ControlError> = std::result::Result<T, E>;
+
+/// [`ControlError::code`] of an engine's error.
+pub fn engine_code(e: &btar_engine::EngineError) -> &'static str {
+    use btar_engine::EngineError as E;
+    match e {
+        E::Format(f) => format_code(f),
+        E::Invalid(_) => "invalid",
+        E::Damaged(_) => "damaged",
+        E::NotBuiltIn(_) => "not_built_in",
+        e if e.is_retryable() => "unavailable",
+        _ => "failed",
+    }
+}
+
+/// [`ControlError::code`] of a catalog's error.
+pub fn catalog_code(e: &btar_catalog::CatalogError) -> &'static str {
+    use btar_catalog::CatalogError as C;
+    match e {
+        C::NotFound { .. } => "not_found",
+        C::ServiceExists(_)
+        | C::RegionsChangeTooSoon { .. }
+        | C::Conflict(_)
+        | C::LeaseLost { .. } => "conflict",
+        C::InvalidPeriod(_) | C::Invalid { .. } => "invalid",
+        _ => "failed",
+    }
+}
+
+/// [`ControlError::code`] of the format's error: bad names are the request's, a backup or
+/// location that is not there is not found, damage is damage.
+pub fn format_code(e: &btar_format::FormatError) -> &'static str {
+    use btar_format::FormatError as F;
+    match e {
+        F::InvalidName { .. } => "invalid",
+        F::BackupNotFound { .. } | F::NoLocation { .. } => "not_found",
+        F::Damaged { .. } | F::WrongKeyOrTampered { .. } => "damaged",
+        e if e.is_retryable() => "unavailable",
+        _ => "failed",
+    }
+}

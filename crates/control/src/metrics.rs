@@ -200,7 +200,7 @@ pub async fn render(cp: &ControlPlane) -> Result<String> {
                 "btar_check_status",
                 &[
                     ("service", &r.service),
-                    ("rule", r.rule),
+                    ("rule", r.rule.as_ref()),
                     ("region", &r.region),
                 ],
                 if pass { 1.0 } else { 0.0 },

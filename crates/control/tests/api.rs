@@ -134,6 +134,17 @@ fn assert_error_shape(answer: &(StatusCode, Value), needle: &str) {
     let message = answer.1["message"].as_str().unwrap_or_default();
     assert!(message.contains(needle), "`{needle}` not in {answer:?}");
     assert_eq!(answer.1["errors"][0]["message"].as_str(), Some(message));
+    // btar's code for the failure, as `--output json` prints it.
+    let code = answer.1["code"].as_str().unwrap_or_default();
+    let fits: &[&str] = match answer.0.as_u16() {
+        400 => &["invalid", "config"],
+        401 | 403 => &["unauthorized"],
+        404 => &["not_found"],
+        405 => &["method_not_allowed"],
+        409 => &["conflict", "no_agent"],
+        _ => &["unavailable", "location_vanished", "failed"],
+    };
+    assert!(fits.contains(&code), "code `{code}` for {answer:?}");
 }
 
 async fn scenario(s: Server) {
@@ -143,6 +154,7 @@ async fn scenario(s: Server) {
     report(&s).await;
     copy_jobs(&s).await;
     events_backups_and_metrics(&s).await;
+    copy_job_lifecycle(&s).await;
     s.stop().await;
 }
 
@@ -199,6 +211,32 @@ async fn auth(s: &Server) {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// Whether `schema` (after `$ref`s, into its properties, items and `allOf` parts, a few levels deep)
+/// gives an example.
+fn has_example(doc: &Value, schema: &Value, depth: usize) -> bool {
+    if depth > 6 {
+        return false;
+    }
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return has_example(doc, &doc["components"]["schemas"][name], depth + 1);
+    }
+    if schema.get("examples").is_some() || schema.get("example").is_some() {
+        return true;
+    }
+    let parts = schema["properties"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+        .chain(schema.get("items"))
+        .chain(
+            ["allOf", "oneOf"]
+                .iter()
+                .flat_map(|k| schema[*k].as_array().into_iter().flatten()),
+        );
+    parts.into_iter().any(|p| has_example(doc, p, depth + 1))
+}
+
 async fn public_routes(s: &Server) {
     let (status, text) = s.raw(Method::GET, "/v1/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -227,6 +265,45 @@ async fn public_routes(s: &Server) {
             paths.contains_key(*route),
             "{route} missing from the OpenAPI"
         );
+    }
+    for route in paths.keys() {
+        assert!(
+            btar_control::api::ROUTES.contains(&route.as_str()),
+            "{route} documented but not served"
+        );
+    }
+    // For client generators: every operation has a unique operationId and a tag; request bodies
+    // and JSON answers carry examples (on the object, or on the objects it holds).
+    let mut ids = std::collections::BTreeSet::new();
+    for (route, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            if !["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                continue;
+            }
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(!id.is_empty(), "{method} {route}: no operationId");
+            assert!(ids.insert(id.to_string()), "operationId {id} twice");
+            assert!(
+                op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                "{method} {route}: no tag"
+            );
+            if let Some(body) = op.get("requestBody") {
+                let schema = &body["content"]["application/json"]["schema"];
+                assert!(
+                    has_example(&doc, schema, 0),
+                    "{method} {route}: request without example"
+                );
+            }
+            for (code, answer) in op["responses"].as_object().unwrap() {
+                let schema = &answer["content"]["application/json"]["schema"];
+                if code.starts_with('2') && !schema.is_null() && route != "/v1/openapi.json" {
+                    assert!(
+                        has_example(&doc, schema, 0),
+                        "{method} {route} {code}: answer without example"
+                    );
+                }
+            }
+        }
     }
     let series = doc["components"]["schemas"]["LagSeries"]["properties"]
         .as_object()
@@ -728,6 +805,64 @@ async fn copy_jobs(s: &Server) {
     let answer = s.get("/v1/copy-jobs/unknown").await;
     assert_eq!(answer.0, StatusCode::NOT_FOUND, "{answer:?}");
     assert_error_shape(&answer, "unknown");
+
+    // AWS's filter names (ByCreatedAfter… in snake case) select the same jobs.
+    for (aws, ours) in [
+        ("by_created_after", "created_after"),
+        ("by_created_before", "created_before"),
+        ("by_completed_after", "completed_after"),
+        ("by_completed_before", "completed_before"),
+    ] {
+        for t in ["2000-01-01T00:00:00Z", "2999-01-01T00:00:00Z"] {
+            assert_eq!(
+                count(&format!("?{aws}={t}")).await,
+                count(&format!("?{ours}={t}")).await,
+                "{aws}={t}"
+            );
+        }
+    }
+}
+
+/// destination_retention: the destination's lifecycle under the service's plan (daily keeps copies
+/// 14 days); a job of a service without a plan has none. Last, as it adds a service and jobs.
+async fn copy_job_lifecycle(s: &Server) {
+    let catalog = s.cp.catalog();
+    let job = |service: &str| NewCopyJob {
+        service: service.into(),
+        kind: JobKind::Backup,
+        source_region: "local-a".into(),
+        destination_region: "local-b".into(),
+        backup_name: "b9".into(),
+        destination_backup_name: None,
+        created_by: CreatedBy::Plan,
+        created_by_backup_job_id: None,
+        backup_size_in_bytes: None,
+    };
+    let (status, body) = s
+        .send(
+            Method::POST,
+            &format!("{P}/service"),
+            json!({"service_name": "kept", "cloud": "local-a", "plan": "daily"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (kept, _) = catalog.create_copy_job(&job("kept")).await.unwrap();
+    let (_, body) = s.get(&format!("/v1/copy-jobs/{}", kept.copy_job_id)).await;
+    assert_eq!(
+        body["copy_job"]["destination_retention"],
+        json!({"delete_after_days": 14}),
+        "{body}"
+    );
+    let (ghost, _) = catalog.create_copy_job(&job("ghost")).await.unwrap();
+    let (_, listed) = s.get("/v1/copy-jobs?service=ghost").await;
+    let ghost_job = &listed["copy_jobs"][0];
+    assert_eq!(ghost_job["copy_job_id"], ghost.copy_job_id.as_str());
+    assert!(
+        ghost_job
+            .get("destination_retention")
+            .is_some_and(Value::is_null),
+        "{listed}"
+    );
 }
 
 async fn events_backups_and_metrics(s: &Server) {

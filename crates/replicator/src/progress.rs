@@ -70,6 +70,8 @@ pub struct CopyOutcome {
     /// Sealed chunk bytes written to the destination: what the copy cost on the wire (the manifest, a
     /// few KiB, is not counted).
     pub bytes_transferred: u64,
+    /// In JSON: `duration_seconds`, a number (not serde's `{secs, nanos}`).
+    #[serde(rename = "duration_seconds", serialize_with = "seconds")]
     pub duration: Duration,
 }
 
@@ -99,5 +101,11 @@ pub struct LogCopyOutcome {
     pub watermarks: Vec<btar_engine::Watermark>,
     /// When the newest file listed in the source became durable there.
     pub newest_source_time: Option<DateTime<Utc>>,
+    /// In JSON: `duration_seconds`, a number.
+    #[serde(rename = "duration_seconds", serialize_with = "seconds")]
     pub duration: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }

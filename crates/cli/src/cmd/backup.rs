@@ -96,7 +96,11 @@ impl BackupCmd {
 }
 
 async fn create(ctx: &Ctx, service: &str, no_copy: bool) -> anyhow::Result<ExitCode> {
-    let (taken, copies) = take(ctx, service, !no_copy).await?;
+    // Remotely the server takes the backup and its copy workers copy it (as with --no-copy here).
+    let (taken, copies) = match &ctx.remote {
+        Some(r) => (r.take_backup(service).await?, vec![]),
+        None => take(ctx, service, !no_copy).await?,
+    };
     let json = Created {
         backup: &taken,
         copies: &copies,
@@ -153,8 +157,7 @@ pub async fn take(
 }
 
 async fn list(ctx: &Ctx, service: &str) -> anyhow::Result<ExitCode> {
-    let cp = ctx.control().await?;
-    let view = cp.backups_view(service).await?;
+    let view = ctx.api().await?.backups(service).await?;
     ctx.out.emit(&view, || {
         let mut s = format!(
             "{:<22} {:<21} {:>10}  {}",

@@ -14,14 +14,19 @@ impl CatalogCmd {
         match self {
             CatalogCmd::Rebuild => {
                 let indexed = cp.rebuild_backups_index().await?;
-                ctx.out
-                    .emit(&serde_json::json!({ "indexed": indexed }), || {
-                        indexed
-                            .iter()
-                            .map(|(s, r, n)| format!("{s} in {r}: {n} backups indexed"))
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    })?;
+                let rows: Vec<_> = indexed
+                    .iter()
+                    .map(|(service, region, backups)| {
+                        serde_json::json!({"service": service, "region": region, "backups": backups})
+                    })
+                    .collect();
+                ctx.out.emit(&serde_json::json!({ "indexed": rows }), || {
+                    indexed
+                        .iter()
+                        .map(|(s, r, n)| format!("{s} in {r}: {n} backups indexed"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })?;
             }
         }
         Ok(ExitCode::SUCCESS)

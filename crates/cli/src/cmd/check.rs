@@ -16,9 +16,8 @@ pub struct CheckArgs {
 
 impl CheckArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let cp = ctx.control().await?;
-        let now = self.now.unwrap_or_else(Utc::now);
-        let report = cp.check(self.service.as_deref(), now).await?;
+        let api = ctx.api().await?;
+        let report = api.check(self.service.as_deref(), self.now).await?;
         ctx.out.emit(&report, || {
             let mut s = String::new();
             for r in &report.results {

@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use btar_catalog::{CopyJob, CopyJobFilter, JobState};
+use btar_control::copy_jobs::CopyJobView;
 
 use super::Ctx;
 use super::restore::parse_time;
@@ -13,21 +14,29 @@ pub enum CopyJobsCmd {
         /// CREATED, RUNNING, COMPLETED, FAILED or PARTIAL.
         #[arg(long, value_parser = parse_state)]
         state: Option<JobState>,
-        #[arg(long)]
+        /// Created at or after this time (AWS ByCreatedAfter).
+        #[arg(long, alias = "by-created-after")]
         created_after: Option<String>,
-        #[arg(long)]
+        /// Created before this time (AWS ByCreatedBefore).
+        #[arg(long, alias = "by-created-before")]
         created_before: Option<String>,
-        #[arg(long)]
+        /// Completed at or after this time (AWS ByCompleteAfter).
+        #[arg(long, alias = "by-completed-after")]
         completed_after: Option<String>,
-        #[arg(long)]
+        /// Completed before this time (AWS ByCompleteBefore).
+        #[arg(long, alias = "by-completed-before")]
         completed_before: Option<String>,
         /// Destination region.
         #[arg(long)]
         destination: Option<String>,
         #[arg(long)]
         service: Option<String>,
+        /// Jobs per page (at most 1000).
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// The `next_token` of the previous page.
+        #[arg(long)]
+        next_token: Option<String>,
     },
     /// Show one copy job (AWS DescribeCopyJob).
     Describe { id: String },
@@ -37,6 +46,14 @@ fn parse_state(s: &str) -> Result<JobState, String> {
     s.to_ascii_uppercase().parse().map_err(|_| {
         format!("unknown state `{s}` (expected CREATED, RUNNING, COMPLETED, FAILED or PARTIAL)")
     })
+}
+
+/// One line for people: id, state, what went where, bytes, the destination's retention.
+fn view_line(v: &CopyJobView) -> String {
+    match v.destination_retention {
+        Some(l) => format!("{} (kept {} days)", one_line(&v.job), l.delete_after_days),
+        None => one_line(&v.job),
+    }
 }
 
 /// One line for people: id, state, what went where, bytes.
@@ -62,7 +79,7 @@ pub fn one_line(j: &CopyJob) -> String {
 
 impl CopyJobsCmd {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let cp = ctx.control().await?;
+        let api = ctx.api().await?;
         match self {
             CopyJobsCmd::List {
                 state,
@@ -73,6 +90,7 @@ impl CopyJobsCmd {
                 destination,
                 service,
                 limit,
+                next_token,
             } => {
                 let filter = CopyJobFilter {
                     state,
@@ -80,21 +98,25 @@ impl CopyJobsCmd {
                     created_before: created_before.as_deref().map(parse_time).transpose()?,
                     completed_after: completed_after.as_deref().map(parse_time).transpose()?,
                     completed_before: completed_before.as_deref().map(parse_time).transpose()?,
-                    after_job: None,
                     destination_region: destination,
                     service,
-                    limit: Some(limit),
+                    ..Default::default()
                 };
-                let jobs = cp.catalog().list_copy_jobs(&filter).await?;
-                ctx.out
-                    .emit(&serde_json::json!({ "copy_jobs": jobs }), || {
-                        jobs.iter().map(one_line).collect::<Vec<_>>().join("\n")
-                    })?;
+                let page = api
+                    .copy_jobs_page(filter, limit, next_token.as_deref())
+                    .await?;
+                ctx.out.emit(&page, || {
+                    let mut lines: Vec<String> = page.copy_jobs.iter().map(view_line).collect();
+                    if let Some(t) = &page.next_token {
+                        lines.push(format!("more: --next-token {t}"));
+                    }
+                    lines.join("\n")
+                })?;
             }
             CopyJobsCmd::Describe { id } => {
-                let job = cp.catalog().describe_copy_job(&id).await?;
+                let job = api.copy_job(&id).await?;
                 ctx.out.emit(&job, || {
-                    serde_json::to_string_pretty(&job).unwrap_or_else(|_| one_line(&job))
+                    serde_json::to_string_pretty(&job).unwrap_or_else(|_| view_line(&job))
                 })?;
             }
         }

@@ -27,6 +27,7 @@ use btar_format::Location;
 use btar_region::CancellationToken;
 
 use crate::output::Out;
+use crate::remote::{Api, Remote};
 
 /// A throwaway catalog standing in for one that cannot be opened; removed when dropped.
 #[derive(Debug)]
@@ -48,6 +49,8 @@ pub struct Ctx {
     pub engines: Engines,
     pub out: Out,
     pub cancel: CancellationToken,
+    /// `--server`: the commands with a REST route call it instead of the local catalog.
+    pub remote: Option<Remote>,
 }
 
 impl Ctx {
@@ -83,6 +86,15 @@ impl Ctx {
     /// The control plane: the catalog the config names, opened on demand (wal-push never needs it).
     pub async fn control(&self) -> anyhow::Result<ControlPlane> {
         Ok(ControlPlane::open(self.cfg.clone(), self.engines.clone(), self.cancel.clone()).await?)
+    }
+
+    /// Where service, backup, copy-job, report, fork and check commands get their answers: the
+    /// server given by `--server`, or the local catalog.
+    pub async fn api(&self) -> anyhow::Result<Api> {
+        Ok(match &self.remote {
+            Some(r) => Api::Remote(r.clone()),
+            None => Api::Local(self.control().await?),
+        })
     }
 
     /// The control plane for a restore: a restore must work when the catalog does not (a shared

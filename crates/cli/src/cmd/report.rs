@@ -18,9 +18,10 @@ pub struct ReportArgs {
 impl ReportArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let period: Period = self.period.parse()?;
-        let cp = ctx.control().await?;
-        cp.service(&self.service).await?;
+        let api = ctx.api().await?;
         if self.samples {
+            let cp = api.local("report --samples")?;
+            cp.service(&self.service).await?;
             let since = cp.catalog().now() - period.length();
             let samples = cp.catalog().lag_samples(&self.service, since).await?;
             ctx.out
@@ -42,7 +43,7 @@ impl ReportArgs {
                 })?;
             return Ok(ExitCode::SUCCESS);
         }
-        let report = cp.catalog().lag_report(&self.service, period).await?;
+        let report = api.lag_report(&self.service, period).await?;
         ctx.out.emit(&report, || {
             let mut s = format!(
                 "replication lag of {} over the last {} ({}s per point)",

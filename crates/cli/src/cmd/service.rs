@@ -18,8 +18,9 @@ pub enum ServiceCmd {
         cloud: String,
         #[arg(long, default_value = "")]
         plan: String,
-        /// user_config entries, `key=JSON` (e.g. additional_backup_regions='["aws-eu-central-1"]').
-        #[arg(short = 'c', long = "config-value", value_parser = parse_kv)]
+        /// user_config entries, `KEY=VALUE` with VALUE as JSON (e.g.
+        /// additional_backup_regions='["aws-eu-central-1"]'), as Aiven's `avn service create -c`.
+        #[arg(short = 'c', long = "user-config", alias = "config-value", value_name = "KEY=VALUE", value_parser = parse_kv)]
         values: Vec<(String, Value)>,
     },
     /// Change a service's plan or user_config entries (`-c additional_backup_regions='[]'` disables).
@@ -27,7 +28,8 @@ pub enum ServiceCmd {
         name: String,
         #[arg(long)]
         plan: Option<String>,
-        #[arg(short = 'c', long = "config-value", value_parser = parse_kv)]
+        /// user_config entries, `KEY=VALUE` with VALUE as JSON; `null` removes a key.
+        #[arg(short = 'c', long = "user-config", alias = "config-value", value_name = "KEY=VALUE", value_parser = parse_kv)]
         values: Vec<(String, Value)>,
     },
     Get {
@@ -42,9 +44,14 @@ pub enum ServiceCmd {
 
 /// `key=value` where value is JSON, or a bare string when it is not JSON (as Aiven's CLI takes it).
 fn parse_kv(s: &str) -> Result<(String, Value), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected key=value, got `{s}`"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| {
+        let hint = if s.ends_with(".toml") {
+            "; the config file is `btar --config FILE` (or -C FILE), before the command"
+        } else {
+            ""
+        };
+        format!("expected KEY=VALUE (a user_config entry), got `{s}`{hint}")
+    })?;
     let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
     Ok((k.trim().to_string(), v))
 }
@@ -55,7 +62,7 @@ fn text(v: &ServiceView) -> String {
 
 impl ServiceCmd {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let cp = ctx.control().await?;
+        let api = ctx.api().await?;
         match self {
             ServiceCmd::Create {
                 name,
@@ -64,7 +71,7 @@ impl ServiceCmd {
                 plan,
                 values,
             } => {
-                let v = cp
+                let v = api
                     .create_service(ServiceCreate {
                         name,
                         service_type,
@@ -79,21 +86,21 @@ impl ServiceCmd {
                 // Entries given replace theirs; the control plane keeps the others.
                 let user_config =
                     (!values.is_empty()).then(|| Value::Object(values.into_iter().collect()));
-                let v = cp.update_service(&name, plan, user_config).await?;
+                let v = api.update_service(&name, plan, user_config).await?;
                 ctx.out.emit(&v, || text(&v))?;
             }
             ServiceCmd::Get { name } => {
-                let v = cp.get_service_view(&name).await?;
+                let v = api.service(&name).await?;
                 ctx.out.emit(&v, || text(&v))?;
             }
             ServiceCmd::List => {
-                let all = cp.list_services().await?;
+                let all = api.list_services().await?;
                 ctx.out.emit(&serde_json::json!({ "services": all }), || {
                     all.iter().map(text).collect::<Vec<_>>().join("\n")
                 })?;
             }
             ServiceCmd::Delete { name } => {
-                cp.delete_service(&name).await?;
+                api.delete_service(&name).await?;
                 ctx.out.emit(&serde_json::json!({ "deleted": name }), || {
                     format!("service {name} deleted; its backups stay until their retention ends")
                 })?;

@@ -87,6 +87,7 @@ impl UpArgs {
             engines: engines.clone(),
             out,
             cancel,
+            remote: None,
         };
         let Some(listener) = listener else {
             return self.first_backup(&ctx, &svc, &cfg_path).await;
@@ -177,11 +178,11 @@ impl UpArgs {
                 ));
             }
             s.push_str(&format!(
-                "next:\n  btar -c {c} backup list {n}\n  btar -c {c} backup create {n}\n  \
-                 btar -c {c} copy-jobs list\n  \
-                 btar -c {c} report {n} --period hour\n  \
-                 btar -c {c} verify {n} --region {a}\n  \
-                 btar -c {c} fork {n} --source secondary --name {n}-fork\n",
+                "next:\n  btar --config {c} backup list {n}\n  btar --config {c} backup create {n}\n  \
+                 btar --config {c} copy-jobs list\n  \
+                 btar --config {c} report {n} --period hour\n  \
+                 btar --config {c} verify {n} --region {a}\n  \
+                 btar --config {c} fork {n} --source secondary --name {n}-fork\n",
                 n = svc.name,
                 a = AWAY
             ));

@@ -328,3 +328,47 @@ pub fn announced_port(child: &mut std::process::Child) -> u16 {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("server announced {line:?}"))
 }
+
+/// The error object a command printed on stderr under `--output json`.
+pub fn error_of(out: &Output) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("no JSON error ({e}): {stderr}"))
+}
+
+/// A `btar server` a test started; stopped with SIGTERM (which `runuser` passes on) and waited
+/// for when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl ServerProcess {
+    /// Spawns `cmd` (`btar … server --listen 127.0.0.1:0`) with stdout piped and reads the port
+    /// from the line it announces ("btar server: API http://127.0.0.1:PORT/v1, …").
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn btar server");
+        let port = announced_port(&mut child);
+        ServerProcess { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}

@@ -5,55 +5,48 @@ use axum::Json;
 use axum::extract::State;
 use btar_catalog::{CopyJobFilter, JobState};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Params, PathArgs};
 use crate::ControlPlane;
+use crate::copy_jobs::{CopyJobView, CopyJobsPage, MAX_PAGE};
 
-/// Most jobs one listing returns (AWS's MaxResults bound); newest first.
-pub const MAX_LIMIT: u32 = 1000;
-
-#[derive(Debug, Default, Deserialize)]
+/// ListCopyJobs' filters. AWS's `ByCreatedAfter`… names are accepted as `by_created_after`…
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// CREATED, RUNNING, COMPLETED, FAILED or PARTIAL (AWS ByState).
+    #[param(value_type = Option<JobState>)]
     state: Option<String>,
+    /// Created at or after this RFC 3339 time (AWS ByCreatedAfter; also `by_created_after`).
+    #[serde(alias = "by_created_after")]
+    #[param(value_type = Option<DateTime<Utc>>)]
     created_after: Option<String>,
+    /// Created before this time (AWS ByCreatedBefore; also `by_created_before`).
+    #[serde(alias = "by_created_before")]
+    #[param(value_type = Option<DateTime<Utc>>)]
     created_before: Option<String>,
+    /// Completed at or after this time (AWS ByCompleteAfter; also `by_completed_after`).
+    #[serde(alias = "by_completed_after")]
+    #[param(value_type = Option<DateTime<Utc>>)]
     completed_after: Option<String>,
+    /// Completed before this time (AWS ByCompleteBefore; also `by_completed_before`).
+    #[serde(alias = "by_completed_before")]
+    #[param(value_type = Option<DateTime<Utc>>)]
     completed_before: Option<String>,
+    /// Destination region name (AWS ByDestinationVaultArn).
+    #[serde(alias = "by_destination_region")]
     destination_region: Option<String>,
+    /// Service name (AWS ByResourceArn).
     service: Option<String>,
+    /// At most this many per page (default and maximum 1000; AWS MaxResults).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
-    /// The `next_token` of the previous page (AWS's NextToken).
+    /// The `next_token` of the previous page (AWS NextToken).
     next_token: Option<String>,
-}
-
-/// A page token: where the previous page ended, as `<creation ms>.<job id>`, hex-encoded so
-/// clients treat it as opaque.
-fn token_of(job: &btar_catalog::CopyJob) -> String {
-    hex::encode(format!(
-        "{}.{}",
-        job.creation_date.timestamp_millis(),
-        job.copy_job_id
-    ))
-}
-
-fn parse_token(t: &str) -> ApiResult<(DateTime<Utc>, String)> {
-    let bad = || ApiError::bad_request(format!("next_token `{t}` is not one this API returned"));
-    let raw = hex::decode(t).map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (ms, id) = text.split_once('.').ok_or_else(bad)?;
-    let at = ms
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
-        .ok_or_else(bad)?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(bad());
-    }
-    Ok((at, id.to_string()))
 }
 
 /// An empty parameter (`?state=`) filters nothing, as if it were absent.
@@ -75,10 +68,20 @@ fn time(name: &str, v: Option<String>) -> ApiResult<Option<DateTime<Utc>>> {
         .transpose()
 }
 
+/// List copy jobs, newest first (AWS ListCopyJobs).
+///
+/// A FAILED job is final: a retry is a new job whose `retry_of` names it. Pages hold `limit` jobs;
+/// `next_token` is present while more follow.
+#[utoipa::path(get, path = "/v1/copy-jobs", operation_id = "listCopyJobs", tag = "copy-jobs",
+    params(ListParams),
+    responses(
+        (status = 200, description = "Copy jobs, newest first; `next_token` when more follow", body = CopyJobsPage),
+        (status = 400, description = "Invalid filter or next_token", body = ErrorBody),
+    ))]
 pub async fn list(
     State(cp): State<ControlPlane>,
     Params(p): Params<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CopyJobsPage>> {
     let state = given(p.state).map(|s| s.parse::<JobState>()).transpose()?;
     let destination_region = given(p.destination_region);
     if let Some(r) = &destination_region {
@@ -88,35 +91,43 @@ pub async fn list(
     if let Some(s) = &service {
         btar_format::layout::validate_name(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
-    let limit = p.limit.unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
     let filter = CopyJobFilter {
         state,
         created_after: time("created_after", p.created_after)?,
         created_before: time("created_before", p.created_before)?,
         completed_after: time("completed_after", p.completed_after)?,
         completed_before: time("completed_before", p.completed_before)?,
-        after_job: given(p.next_token).map(|t| parse_token(&t)).transpose()?,
         destination_region,
         service,
-        // One more than the page: whether there is a next page, without a count query.
-        limit: Some(limit + 1),
+        ..Default::default()
     };
-    let mut jobs = cp.catalog().list_copy_jobs(&filter).await?;
-    let next_token = (jobs.len() > limit as usize).then(|| {
-        jobs.truncate(limit as usize);
-        jobs.last().map(token_of)
-    });
-    let mut body = json!({ "copy_jobs": jobs });
-    if let Some(Some(t)) = next_token {
-        body["next_token"] = json!(t);
-    }
-    Ok(Json(body))
+    let limit = p.limit.unwrap_or(MAX_PAGE);
+    let next_token = given(p.next_token);
+    Ok(Json(
+        cp.copy_jobs_page(filter, limit, next_token.as_deref())
+            .await?,
+    ))
 }
 
+/// `{"copy_job": …}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CopyJobBody {
+    pub copy_job: CopyJobView,
+}
+
+/// Describe a copy job (AWS DescribeCopyJob).
+#[utoipa::path(get, path = "/v1/copy-jobs/{id}", operation_id = "describeCopyJob", tag = "copy-jobs",
+    params(("id" = String, Path, description = "A copy_job_id")),
+    responses(
+        (status = 200, description = "The job", body = CopyJobBody),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such copy job", body = ErrorBody),
+    ))]
 pub async fn describe(
     State(cp): State<ControlPlane>,
     PathArgs(id): PathArgs<String>,
-) -> ApiResult<Json<Value>> {
-    let job = cp.catalog().describe_copy_job(&id).await?;
-    Ok(Json(json!({ "copy_job": job })))
+) -> ApiResult<Json<CopyJobBody>> {
+    Ok(Json(CopyJobBody {
+        copy_job: cp.copy_job(&id).await?,
+    }))
 }

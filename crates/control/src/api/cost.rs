@@ -4,19 +4,33 @@ use axum::Json;
 use axum::extract::State;
 use btar_catalog::Period;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::Params;
 use crate::ControlPlane;
 use crate::cost::CostReport;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CostParams {
+    /// Only this service (default: every service).
     service: Option<String>,
+    /// hour, day, week, month (30 days, the default) or year.
+    #[param(value_type = Option<Period>)]
     period: Option<String>,
 }
 
+/// Per service and location: backups, logical and stored bytes, objects, GB-hours over the
+/// period, bytes copied in; with `[[price]]` entries, money.
+#[utoipa::path(get, path = "/v1/cost", operation_id = "costReport", tag = "cost",
+    params(CostParams),
+    responses(
+        (status = 200, description = "Cost per location", body = CostReport),
+        (status = 400, description = "Invalid service name or period", body = ErrorBody),
+        (status = 404, description = "No such service", body = ErrorBody),
+    ))]
 pub async fn report(
     State(cp): State<ControlPlane>,
     Params(p): Params<CostParams>,

@@ -7,23 +7,61 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use btar_catalog::CatalogError;
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::ControlError;
 use crate::config::ConfigError;
 
+/// An error as the API returns it (Aiven's shape).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"message": "no service `orders`", "code": "not_found",
+    "errors": [{"message": "no service `orders`", "status": 404}]})))]
+pub struct ErrorBody {
+    pub message: String,
+    /// btar's kind of failure, the same code `btar --output json` prints for it: invalid,
+    /// not_found, conflict, no_agent, location_vanished, config, unavailable, damaged,
+    /// not_built_in, unauthorized, method_not_allowed or failed.
+    #[serde(default)]
+    pub code: String,
+    pub errors: Vec<ErrorItem>,
+    /// On a 409 from the 24 h rule: when `additional_backup_regions` may change next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_allowed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorItem {
+    pub message: String,
+    /// The HTTP status.
+    pub status: u16,
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
+    /// See [`ErrorBody::code`].
+    pub code: &'static str,
     pub message: String,
     /// For the 24 h rule: when the regions may change next, also in the body as a field.
     pub next_allowed_at: Option<DateTime<Utc>>,
 }
 
 impl ApiError {
+    /// An error whose code follows from its status.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        let code = match status {
+            StatusCode::BAD_REQUEST => "invalid",
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "unauthorized",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            _ => "failed",
+        };
         ApiError {
             status,
+            code,
             message: message.into(),
             next_allowed_at: None,
         }
@@ -49,13 +87,15 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, message = %self.message, "API request failed");
         }
-        let mut body = json!({
-            "message": self.message,
-            "errors": [{"message": self.message, "status": self.status.as_u16()}],
-        });
-        if let Some(t) = self.next_allowed_at {
-            body["next_allowed_at"] = json!(t);
-        }
+        let body = ErrorBody {
+            errors: vec![ErrorItem {
+                message: self.message.clone(),
+                status: self.status.as_u16(),
+            }],
+            message: self.message,
+            code: self.code.to_string(),
+            next_allowed_at: self.next_allowed_at,
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -77,7 +117,10 @@ impl From<ControlError> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        ApiError::new(status, message)
+        ApiError {
+            code: e.code(),
+            ..ApiError::new(status, message)
+        }
     }
 }
 
@@ -97,7 +140,10 @@ impl From<&CatalogError> for ApiError {
             | CatalogError::SchemaTooNew { .. }
             | CatalogError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let mut err = ApiError::new(status, e.to_string());
+        let mut err = ApiError {
+            code: crate::error::catalog_code(e),
+            ..ApiError::new(status, e.to_string())
+        };
         if let CatalogError::RegionsChangeTooSoon {
             next_allowed_at, ..
         } = e

@@ -25,11 +25,15 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::ControlPlane;
-pub use error::{ApiError, ApiResult};
+pub use backups::BackupBody;
+pub use copy_jobs::CopyJobBody;
+pub use error::{ApiError, ApiResult, ErrorBody};
 pub use openapi::document as openapi_document;
+pub use services::{ServiceBody, ServicesBody};
 
 /// Every route served, as written in the OpenAPI document (tests check that the two agree).
 pub const ROUTES: &[&str] = &[
@@ -210,8 +214,9 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
 /// The refusal sent to a connection over the limit, in the API's error shape.
 fn busy_response() -> Vec<u8> {
     let message = "too many connections; retry later";
-    let body =
-        format!(r#"{{"message":"{message}","errors":[{{"message":"{message}","status":503}}]}}"#);
+    let body = format!(
+        r#"{{"message":"{message}","code":"unavailable","errors":[{{"message":"{message}","status":503}}]}}"#
+    );
     format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -220,10 +225,20 @@ fn busy_response() -> Vec<u8> {
     .into_bytes()
 }
 
+/// `{"message": …}`: what was done.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"message": "backup of `orders` started; it is listed under …/backups once committed"})))]
+pub struct Message {
+    pub message: String,
+}
+
 /// `{project}`: accepted for Aiven compatibility and checked for shape, but not stored: btar has a
 /// single project.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ProjectPath {
+    /// Accepted for Aiven compatibility, not stored (btar has one project).
+    #[param(pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")]
     project: String,
 }
 
@@ -233,9 +248,14 @@ impl ProjectPath {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ServicePath {
+    /// Accepted for Aiven compatibility, not stored (btar has one project).
+    #[param(pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")]
     project: String,
+    /// The service's name.
+    #[param(pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")]
     service: String,
 }
 
@@ -251,7 +271,21 @@ fn check_name(what: &str, name: &str) -> ApiResult<()> {
         .map_err(|e| ApiError::bad_request(format!("invalid {what} name: {e}")))
 }
 
-/// Prometheus text exposition, computed from the catalog at scrape time.
+/// Prometheus metrics, computed from the catalog at scrape time.
+///
+/// `btar_copy_jobs{state}`, `btar_copy_jobs_failed_total`, `btar_copy_bytes_transferred_total{destination_region}`,
+/// `btar_backup_lag_seconds` / `btar_wal_lag_seconds` / `btar_bytes_pending` /
+/// `btar_latest_recoverable_timestamp_seconds` `{service,destination_region}` (newest sample of the
+/// last hour), `btar_backups` / `btar_backup_data_bytes` / `btar_last_backup_timestamp_seconds`
+/// `{service,region,role}`, `btar_services`, `btar_check_status{service,rule,region}` (1 pass, 0
+/// fail; rerun at most every 5 minutes), `btar_check_timestamp_seconds`,
+/// `btar_drill_last_successful` and `btar_drill_last_success_timestamp_seconds`.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Text exposition format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 500, description = "The catalog does not answer", body = ErrorBody),
+        (status = 503, description = "The catalog is unavailable", body = ErrorBody),
+    ))]
 async fn metrics(State(cp): State<ControlPlane>) -> Response {
     match crate::metrics::render(&cp).await {
         Ok(text) => (
@@ -282,18 +316,53 @@ async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) 
     response
 }
 
+/// A probe's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"status": "ready"})))]
+pub struct Probe {
+    pub status: ProbeStatus,
+    /// Why the catalog does not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeStatus {
+    Ok,
+    Ready,
+    Unavailable,
+}
+
 /// Liveness: the process accepts and answers requests.
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations", security(()),
+    responses((status = 200, description = "Serving", body = Probe)))]
+async fn healthz() -> axum::Json<Probe> {
+    axum::Json(Probe {
+        status: ProbeStatus::Ok,
+        message: None,
+    })
 }
 
 /// Readiness: the catalog answers too (copy jobs, reports and most routes need it).
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Ready", body = Probe),
+        (status = 503, description = "The catalog does not answer", body = Probe),
+    ))]
 async fn readyz(State(cp): State<ControlPlane>) -> Response {
     match cp.catalog().ping().await {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Ok(()) => axum::Json(Probe {
+            status: ProbeStatus::Ready,
+            message: None,
+        })
+        .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "unavailable", "message": e.to_string()})),
+            axum::Json(Probe {
+                status: ProbeStatus::Unavailable,
+                message: Some(e.to_string()),
+            }),
         )
             .into_response(),
     }

@@ -10,11 +10,18 @@ use super::masking::masked;
 use crate::{ControlError, ControlPlane, ForkRequest, Result};
 
 /// Aiven's ServiceCreate. With `user_config.service_to_fork_from` it is a fork (Aiven's fork & restore).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(examples(
+    json!({"service_name": "orders", "service_type": "pg", "cloud": "aws-eu-west-1", "plan": "daily",
+        "user_config": {"additional_backup_regions": ["aws-eu-central-1"]}}),
+    json!({"service_name": "orders-dr", "cloud": "aws-eu-central-1",
+        "user_config": {"service_to_fork_from": "orders", "recovery_target_time": "2026-11-30T06:00:00Z"}})
+))]
 #[serde(deny_unknown_fields)]
 pub struct ServiceCreate {
     /// Aiven calls it `service_name`; `name` is accepted too.
     #[serde(rename = "service_name", alias = "name")]
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")]
     pub name: String,
     /// `pg` or `mysql`; empty means `pg`, or the source's engine for a fork.
     #[serde(default)]
@@ -27,6 +34,7 @@ pub struct ServiceCreate {
     /// Read by [`UserConfig::parse`] in [`ControlPlane::create_service`], not here: serde would
     /// report only the first unknown key, and without saying it is a `user_config` key.
     #[serde(default = "empty_object")]
+    #[schema(value_type = UserConfig)]
     pub user_config: Value,
 }
 
@@ -36,14 +44,18 @@ fn empty_object() -> Value {
 
 /// A service's state as Aiven reports it. The API lists live services only, and btar registers
 /// databases rather than running their hosts, so a shown service is always running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServiceState {
     Running,
 }
 
 /// A service as the API returns it (Aiven's service object, reduced to what btar has).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(examples(json!({"service_name": "orders", "service_type": "pg", "cloud_name": "aws-eu-west-1",
+    "plan": "daily", "user_config": {"additional_backup_regions": ["aws-eu-central-1"]},
+    "create_time": "2026-11-01T09:12:00Z", "update_time": "2026-11-02T10:00:00Z",
+    "next_regions_change_at": null, "state": "RUNNING"})))]
 pub struct ServiceView {
     pub service_name: String,
     pub service_type: String,

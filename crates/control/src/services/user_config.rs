@@ -35,7 +35,7 @@ pub(super) const FORK_KEYS: &[&str] = &[
 /// What `user_config` may hold. Options stay `None` when a key is absent so that a config is shown
 /// back exactly as it was stored: `{}` and `{"additional_backup_regions": []}` both mean "no
 /// copies" but are different stored objects.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "Map<String, Value>", into = "Map<String, Value>")]
 pub struct UserConfig {
     pub additional_backup_regions: Option<Vec<String>>,
@@ -48,11 +48,14 @@ pub struct UserConfig {
     /// Create only: the fork's target; a fork keeps it as a record of what it was restored to.
     pub recovery_target_time: Option<DateTime<Utc>>,
     /// Create only: where the fork's database goes on this host.
+    #[schema(value_type = Option<String>)]
     pub fork_data_dir: Option<PathBuf>,
     /// Create only: the fork's port.
     pub fork_port: Option<u16>,
     /// Agent settings btar keeps for a fork it started (`btar_<engine>`), so that it can back the
-    /// fork up without a config entry. Never set by a client.
+    /// fork up without a config entry. Never set by a client. In JSON: `btar_pg` / `btar_mysql`
+    /// objects (password masked), beside the keys above.
+    #[schema(ignore)]
     pub agents: BTreeMap<EngineKind, AgentSettings>,
 }
 
