@@ -51,7 +51,7 @@ impl Conn {
     pub fn new(s: &MysqlSettings) -> Result<Self, EngineError> {
         let mut args = vec![];
         let mut file = None;
-        match &s.password {
+        match &s.secret()? {
             Some(pw) => {
                 let mut f = tempfile::Builder::new()
                     .prefix("btar-mysql-")
