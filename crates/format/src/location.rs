@@ -13,7 +13,9 @@ use crate::service::ServiceDescriptor;
 
 /// Largest chunk plaintext a reader accepts.
 pub const MAX_CHUNK: usize = 64 << 20;
-/// Largest log file (PostgreSQL allows 1 GiB WAL segments) or manifest a reader accepts.
+/// Largest log file (PostgreSQL allows 1 GiB WAL segments) or manifest a reader holds in memory;
+/// larger log files (a binlog past `max_binlog_size`) are read a frame at a time
+/// ([`Location::read_log`]).
 pub const MAX_LOG: usize = (1 << 30) + (1 << 20);
 const MANIFEST_LEVEL: i32 = 3;
 
@@ -458,6 +460,7 @@ impl Location {
         ))
     }
 
+    /// The plaintext of a sealed log object (either form), in memory: up to [`MAX_LOG`] bytes.
     pub fn open_log(
         &self,
         timeline: &str,
@@ -466,7 +469,7 @@ impl Location {
     ) -> Result<Vec<u8>, FormatError> {
         let key = self.log_key(timeline, name);
         if log_frames::is_framed(sealed) {
-            return log_frames::open_all(&self.sealer, &key, sealed)
+            return log_frames::open_all(&self.sealer, &key, sealed, MAX_LOG)
                 .map_err(|e| self.frame_damaged(key, e));
         }
         self.sealer

@@ -428,6 +428,16 @@ impl Frames {
     /// The next frame (authenticated, body as stored); `None` after the last. A framed object cut
     /// short, or with bytes after its last frame, is an error, not a short file.
     async fn next(&mut self, loc: &Location) -> Result<Option<Frame>, FormatError> {
+        self.next_map(loc, Ok).await
+    }
+
+    /// [`Frames::next`], with `map` applied on the same blocking thread that opened the frame
+    /// (its plaintext is decoded where it was decrypted: one hand-over per frame, not two).
+    async fn next_map<T: Send + 'static>(
+        &mut self,
+        loc: &Location,
+        map: fn(Frame) -> Result<T, FrameError>,
+    ) -> Result<Option<T>, FormatError> {
         let damaged = |e| loc.frame_damaged(self.key.clone(), e);
         let Some(u) = self.unframer.as_ref() else {
             return Ok(None);
@@ -456,7 +466,7 @@ impl Frames {
         let sealer = loc.sealer().clone();
         // Decrypting a frame is CPU work: off the async threads.
         let (u, frame) = tokio::task::spawn_blocking(move || {
-            let f = u.take_split(&sealer, &bytes[0], &bytes[1]);
+            let f = u.take_split(&sealer, &bytes[0], &bytes[1]).and_then(map);
             (u, f)
         })
         .await
@@ -492,13 +502,6 @@ impl LogReader<'_> {
             Inner::Whole(w) => return Ok(w.take()),
             Inner::Framed(f) => f,
         };
-        let Some(frame) = frames.next(self.loc).await? else {
-            return Ok(None);
-        };
-        let key = frames.key.clone();
-        let plain = tokio::task::spawn_blocking(move || Unframer::decode(&frame))
-            .await
-            .map_err(|e| FormatError::Task(e.to_string()))?;
-        plain.map(Some).map_err(|e| self.loc.frame_damaged(key, e))
+        frames.next_map(self.loc, |f| Unframer::decode(&f)).await
     }
 }

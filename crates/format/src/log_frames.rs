@@ -244,11 +244,24 @@ pub fn for_each_frame(
     u.at_end((sealed.len() - at) as u64)
 }
 
-/// The plaintext of an in-memory framed object.
-pub fn open_all(sealer: &Sealer, key: &str, sealed: &[u8]) -> Result<Vec<u8>, FrameError> {
+/// The plaintext of an in-memory framed object, refusing more than `limit` bytes (a file larger
+/// than memory should hold is read a frame at a time instead).
+pub fn open_all(
+    sealer: &Sealer,
+    key: &str,
+    sealed: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>, FrameError> {
     let mut out = Vec::new();
     for_each_frame(sealer, key, sealed, |frame| {
-        out.extend_from_slice(&Unframer::decode(frame)?);
+        let plain = Unframer::decode(frame)?;
+        if out.len() + plain.len() > limit {
+            return Err(FrameError::Open {
+                index: frame.index,
+                error: OpenError::TooLarge(limit),
+            });
+        }
+        out.extend_from_slice(&plain);
         Ok(())
     })?;
     Ok(out)
@@ -392,35 +405,49 @@ mod tests {
         let obj = framed(&s, "k", &parts);
         assert!(is_framed(&obj));
         assert_eq!(
-            open_all(&s, "k", &obj).unwrap(),
+            open_all(&s, "k", &obj, 1 << 30).unwrap(),
             b"first frame second frame third"
         );
         // Another key (a renamed object) or another region's key.
-        assert!(open_all(&s, "k2", &obj).is_err());
-        assert!(open_all(&sealer(2), "k", &obj).is_err());
+        assert!(open_all(&s, "k2", &obj, 1 << 30).is_err());
+        assert!(open_all(&sealer(2), "k", &obj, 1 << 30).is_err());
         // Cut after any frame: no last frame.
         let one = framed(&s, "k", &parts[..1]);
         let mut cut = header().to_vec();
         cut.extend(seal_frame(&s, "k", 0, false, parts[0], 3));
-        assert_eq!(open_all(&s, "k", &cut), Err(FrameError::Truncated(1)));
-        assert!(open_all(&s, "k", &one).is_ok());
+        assert_eq!(
+            open_all(&s, "k", &cut, 1 << 30),
+            Err(FrameError::Truncated(1))
+        );
+        assert!(open_all(&s, "k", &one, 1 << 30).is_ok());
         // Cut inside a frame.
-        assert!(open_all(&s, "k", &obj[..obj.len() - 3]).is_err());
+        assert!(open_all(&s, "k", &obj[..obj.len() - 3], 1 << 30).is_err());
         // The last-frame bit flipped on a middle frame.
         let mut flipped = obj.clone();
         flipped[HEADER_LEN + 3] ^= 0x80;
-        assert!(open_all(&s, "k", &flipped).is_err());
+        assert!(open_all(&s, "k", &flipped, 1 << 30).is_err());
         // Frames swapped.
         let f0 = seal_frame(&s, "k", 0, false, parts[0], 3);
         let f1 = seal_frame(&s, "k", 1, true, parts[1], 3);
         let mut swapped = header().to_vec();
         swapped.extend(&f1);
         swapped.extend(&f0);
-        assert!(open_all(&s, "k", &swapped).is_err());
+        assert!(open_all(&s, "k", &swapped, 1 << 30).is_err());
+        // More than the caller will hold.
+        assert!(matches!(
+            open_all(&s, "k", &obj, 20),
+            Err(FrameError::Open {
+                error: OpenError::TooLarge(20),
+                ..
+            })
+        ));
         // Bytes after the last frame.
         let mut extra = obj.clone();
         extra.extend_from_slice(b"xx");
-        assert_eq!(open_all(&s, "k", &extra), Err(FrameError::Trailing(2)));
+        assert_eq!(
+            open_all(&s, "k", &extra, 1 << 30),
+            Err(FrameError::Trailing(2))
+        );
     }
 
     #[test]
@@ -431,7 +458,7 @@ mod tests {
         let moved = reseal_all(&a, "k", &b, "k", &obj).unwrap();
         let mut want = data.clone();
         want.extend_from_slice(b"tail");
-        assert_eq!(open_all(&b, "k", &moved).unwrap(), want);
-        assert!(open_all(&a, "k", &moved).is_err());
+        assert_eq!(open_all(&b, "k", &moved, 1 << 30).unwrap(), want);
+        assert!(open_all(&a, "k", &moved, 1 << 30).is_err());
     }
 }

@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! DESIGN.md invariant 5 for log files: a binlog of up to 1 GiB is pushed, compared with itself,
 //! fetched, verified and copied to another location in memory that does not grow with its size.
-//! Alone in its test binary so the peak RSS it reads is its own.
+//! Alone in its test binary so the peak RSS it reads is its own. The peak is a few frames per
+//! allocator arena (each blocking thread that opens frames keeps freed ones), 180-380 MiB on a
+//! loaded 2-core machine whatever the file's size; holding the file once would pass the limit.
 
 use btar_format::{Location, LogPut};
 use btar_region::{CancellationToken, Region};
@@ -9,8 +11,8 @@ use btar_testkit::{HashWriter, PatternReader, fs_region, peak_rss};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_file_larger_than_the_memory_limit_is_pushed_fetched_and_copied_in_bounded_memory() {
-    const SIZE: u64 = 384 << 20;
-    const LIMIT: u64 = 256 << 20;
+    const SIZE: u64 = 640 << 20;
+    const LIMIT: u64 = 448 << 20;
     let dir = tempfile::tempdir().unwrap();
     let (home, away) = (dir.path().join("home"), dir.path().join("away"));
     std::fs::create_dir_all(&home).unwrap();
