@@ -60,7 +60,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The embedded default: a local PostgreSQL, two filesystem regions, the first backup and copy.
+    /// The embedded default: a local PostgreSQL (or MariaDB: --engine mysql), two filesystem
+    /// regions, the first backup and copy.
     Up(cmd::up::UpArgs),
     /// Take or list backups.
     #[command(subcommand)]

@@ -14,14 +14,7 @@ use btar_testkit::{PgCluster, TestDir, as_db_user, conninfo_port, describe};
 fn btar(args: &[&str]) -> serde_json::Value {
     // Every command as the database user, as an operator of the embedded default would run them (the
     // data directory, catalog and keys belong to that user).
-    let out = as_db_user(env!("CARGO_BIN_EXE_btar"))
-        .args(["--output", "json"])
-        .args(args)
-        .env_remove("BTAR_CONFIG")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "btar {args:?}: {}", describe(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::btar_json_without_config(args)
 }
 
 /// psql over TCP as `postgres`, with or without the password `btar up` generated; never prompts.

@@ -3,10 +3,11 @@
 //! initdb; a new setup picks free ports when the defaults are taken; SIGTERM stops the PostgreSQL
 //! and the forks that this run started.
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+mod common;
 
 use btar_testkit::{TestDir, as_db_user, describe};
 
@@ -44,30 +45,12 @@ fn up_takes_free_ports_and_stops_what_it_started_on_sigterm() {
     let held_notify = std::net::UdpSocket::bind("127.0.0.1:7481").ok();
     let data = dir.path().join("data");
     let d = data.to_str().unwrap().to_string();
-    let mut up = as_db_user(env!("CARGO_BIN_EXE_btar"))
-        .args(["up", "--dir", &d])
-        .env_remove("BTAR_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(up.stdout.take().unwrap()).lines();
-    let serving = loop {
-        match lines.next() {
-            Some(Ok(l)) if l.starts_with("serving: API http://") => break l,
-            Some(Ok(_)) => continue,
-            other => {
-                let _ = up.kill();
-                panic!("btar up ended before serving: {other:?}");
-            }
-        }
-    };
-    let port: u16 = serving
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
+    let common::UpServing {
+        child: mut up,
+        port,
+        line: serving,
+        lines: _lines,
+    } = common::up_serving(&["--dir", &d]);
     assert_ne!(port, 7480, "{serving}");
     let cfg = std::fs::read_to_string(data.join("btar.toml")).unwrap();
     assert!(!cfg.contains("127.0.0.1:7481"), "{cfg}");

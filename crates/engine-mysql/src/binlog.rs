@@ -8,7 +8,6 @@ use btar_engine::log::NumberedFiles;
 use btar_engine::{EngineError, LogSequence, watermarks};
 use btar_format::verify::Problem;
 use btar_format::{Location, LogObject, LogPut};
-use bytes::Bytes;
 use futures::TryStreamExt;
 
 use crate::backup::MysqlMeta;
@@ -26,7 +25,8 @@ pub fn family(name: &str) -> Result<String, EngineError> {
 }
 
 /// Archives one binlog file; durable in the location when this returns. Pushing the same content
-/// again succeeds; different content under the same name is refused.
+/// again succeeds; different content under the same name is refused. The file is read, sealed and
+/// uploaded a frame at a time (a binlog reaches 1 GiB), so memory does not grow with its size.
 pub async fn push(loc: &Location, path: &Path) -> Result<(String, String, LogPut), EngineError> {
     let name = path
         .file_name()
@@ -34,17 +34,15 @@ pub async fn push(loc: &Location, path: &Path) -> Result<(String, String, LogPut
         .ok_or_else(|| EngineError::Invalid(format!("`{}` names no file", path.display())))?
         .to_string();
     let fam = family(&name)?;
-    let data = tokio::fs::read(path)
-        .await
-        .map_err(|e| EngineError::Failed(format!("reading binlog {}: {e}", path.display())))?;
-    let put = loc.put_log(&fam, &name, Bytes::from(data)).await?;
+    let put = loc.put_log_file(&fam, &name, path).await?;
     Ok((fam, name, put))
 }
 
-/// Fetches one archived binlog into `dest` (temporary name, then rename); `false` when absent.
+/// Fetches one archived binlog into `dest` (temporary name, then rename), a frame at a time;
+/// `false` when absent.
 pub async fn fetch(loc: &Location, name: &str, dest: &Path) -> Result<bool, EngineError> {
     let fam = family(name)?;
-    Ok(loc.fetch_log_to(&fam, name, dest).await?)
+    Ok(loc.fetch_log_file_to(&fam, name, dest).await?)
 }
 
 /// The archived binlog files of one family from a backup's file onward, and where the gap-free run

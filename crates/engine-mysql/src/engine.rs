@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use btar_engine::log::NumberedFiles;
 use btar_engine::{
-    AgentSettings, BackupOptions, BackupPoint, Engine, EngineError, EngineKind, LogFollower,
-    LogSequence, Progress, PushedLog, RestoreOutcome, RestoreRequest, Window,
+    AgentSettings, BackupOptions, BackupPoint, Engine, EngineError, EngineKind, LocalServer,
+    LogFollower, LogSequence, Progress, PushedLog, RestoreOutcome, RestoreRequest, Window,
 };
 use btar_format::verify::Problem;
 use btar_format::{BackupWriter, Location, Manifest};
 
 use crate::backup::MysqlMeta;
 use crate::follow::BinlogFollower;
+use crate::local::LocalMariaDb;
 use crate::{MysqlSettings, backup, binlog, restore};
 
 /// The MySQL/MariaDB engine.
@@ -140,6 +141,10 @@ impl Engine for MysqlEngine {
 
     fn log_follower(&self) -> Option<&dyn LogFollower> {
         Some(&BinlogFollower)
+    }
+
+    fn local_server(&self) -> Option<&dyn LocalServer> {
+        Some(&LocalMariaDb)
     }
 }
 

@@ -15,13 +15,15 @@
 //! `mariadb-binlog --read-from-remote-server --raw --stop-never` and archives each file once the
 //! server has rotated past it; the open file is recoverable only once rotated.
 //!
-//! Not yet: the open binlog file shipped as it is written (seconds-level RPO), and a local server
-//! for `btar up`.
+//! `btar up --engine mysql` runs a local MariaDB of its own ([`LocalMariaDb`], the `local` module).
+//!
+//! Not yet: the open binlog file shipped as it is written (seconds-level RPO).
 
 mod backup;
 mod binlog;
 mod engine;
 mod follow;
+mod local;
 mod replay;
 mod restore;
 mod target;
@@ -31,6 +33,7 @@ pub mod xbstream;
 pub use backup::{BinlogPoint, MysqlMeta};
 pub use engine::MysqlEngine;
 pub use follow::BinlogFollower;
+pub use local::LocalMariaDb;
 
 /// Engine name stored in service descriptors and manifests.
 pub const ENGINE: &str = "mysql";
@@ -58,6 +61,10 @@ pub struct MysqlSettings {
     /// Never logged; handed to the tools in a private option file, not on their command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// A file whose first line is the password, read when `password` is not given (so the config
+    /// need not hold the secret; `btar up` writes one, mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
     /// The server's data directory (`--datadir` of mariadb-backup); asked from the server when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datadir: Option<String>,
@@ -68,6 +75,22 @@ pub struct MysqlSettings {
 }
 
 impl MysqlSettings {
+    /// The password: `password`, else the first line of `password_file`; `None` when neither.
+    pub fn secret(&self) -> Result<Option<String>, btar_engine::EngineError> {
+        if let Some(p) = &self.password {
+            return Ok(Some(p.clone()));
+        }
+        let Some(file) = &self.password_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            btar_engine::EngineError::Invalid(format!(
+                "password_file {file} under [service.mysql] cannot be read: {e}"
+            ))
+        })?;
+        Ok(Some(text.lines().next().unwrap_or_default().to_string()))
+    }
+
     /// Where the settings point, without secrets (for messages).
     pub fn describe(&self) -> String {
         let user = self.user.as_deref().unwrap_or("root");

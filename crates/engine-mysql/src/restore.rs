@@ -469,6 +469,7 @@ async fn start(
                 .unwrap_or_else(|| "root".into()),
         ),
         password: bin.and_then(|b| b.password.clone()),
+        password_file: bin.and_then(|b| b.password_file.clone()),
         datadir: Some(dir.display().to_string()),
         bin_dir: bin.and_then(|b| b.bin_dir.clone()),
         ..Default::default()
@@ -476,13 +477,7 @@ async fn start(
     let deadline = Instant::now() + req.promote_timeout.max(Duration::from_secs(5));
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(15).collect();
-            return Err(EngineError::Failed(format!(
-                "restored mariadbd exited ({status}); {}:\n{}",
-                log.display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            )));
+            return Err(crate::local::exited("restored mariadbd", status, &log));
         }
         match query(&agent, "SELECT 1").await {
             Ok(_) => return Ok((agent, child)),
@@ -672,7 +667,8 @@ pub async fn probe(
         .map_err(|e| EngineError::Invalid(format!("restored server settings: {e}")))?;
     let source: Option<MysqlSettings> = source.and_then(|a| a.parse().ok());
     let s = MysqlSettings {
-        password: source.and_then(|s| s.password),
+        password: source.as_ref().and_then(|s| s.password.clone()),
+        password_file: source.and_then(|s| s.password_file),
         ..started
     };
     let out = query(&s, sql).await?;
@@ -685,40 +681,18 @@ pub async fn probe(
 
 /// Stops the server [`run`] started in `dir` (SIGTERM by its pid file, then SIGKILL after 30 s).
 pub async fn stop_restored(dir: &Path) -> Result<(), EngineError> {
-    let pid_file = dir.join("mariadbd.pid");
-    let Ok(text) = std::fs::read_to_string(&pid_file) else {
-        return Ok(()); // not running
-    };
-    let Ok(pid) = text.trim().parse::<u32>() else {
+    if std::fs::read_to_string(dir.join("mariadbd.pid"))
+        .is_ok_and(|t| t.trim().parse::<u32>().is_err())
+    {
         return Err(EngineError::Failed(format!(
             "{} holds no pid",
-            pid_file.display()
+            dir.join("mariadbd.pid").display()
         )));
-    };
-    // Exited once gone or a zombie: the restore that started it was in this process, which does
-    // not reap it here.
-    let alive = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|st| {
-                st.rsplit_once(')')
-                    .map(|(_, rest)| rest.trim_start().to_string())
-            })
-            .is_some_and(|rest| !rest.starts_with('Z'))
-    };
-    let signal = |sig: &str| {
-        std::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .map_err(|e| EngineError::Failed(format!("kill {sig} {pid}: {e}")))
-    };
-    signal("-TERM")?;
-    for _ in 0..300 {
-        if !alive() {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    signal("-KILL")?;
-    Ok(())
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        crate::local::stop_by_pid_file(&dir, std::time::Duration::from_secs(30))
+    })
+    .await
+    .map_err(|e| EngineError::Failed(format!("stopping the restored server: {e}")))?
 }

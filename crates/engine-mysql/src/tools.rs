@@ -25,7 +25,7 @@ pub fn program(s: Option<&MysqlSettings>, name: &str) -> Result<PathBuf, EngineE
         .ok_or_else(|| {
             let pkg = match name {
                 "mariadb-backup" | "mbstream" => "mariadb-backup",
-                "mariadbd" => "mariadb-server",
+                "mariadbd" | "mariadb-install-db" => "mariadb-server",
                 _ => "mariadb-client",
             };
             EngineError::Invalid(format!(
@@ -51,7 +51,7 @@ impl Conn {
     pub fn new(s: &MysqlSettings) -> Result<Self, EngineError> {
         let mut args = vec![];
         let mut file = None;
-        match &s.password {
+        match &s.secret()? {
             Some(pw) => {
                 let mut f = tempfile::Builder::new()
                     .prefix("btar-mysql-")

@@ -118,6 +118,10 @@ impl LocalServer for LocalPg {
         AgentSettings::from_typed(&pg).unwrap_or_default()
     }
 
+    fn data_dir(&self, spec: &LocalSpec) -> PathBuf {
+        pg_dir(spec)
+    }
+
     fn is_ours(&self, spec: &LocalSpec, settings: &AgentSettings) -> bool {
         typed(settings).is_ok_and(|pg| {
             pg.data_dir.as_deref() == Some(pg_dir(spec).to_str().unwrap_or_default())
@@ -158,11 +162,8 @@ impl LocalServer for LocalPg {
     }
 
     fn running(&self, dir: &Path) -> Vec<PathBuf> {
-        std::fs::read_dir(dir.join("forks"))
+        btar_engine::fork_dirs(dir)
             .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
             .filter(|p| p.join("postmaster.pid").exists())
             .collect()
     }

@@ -26,7 +26,7 @@ pub use engine::{BackupOptions, BackupPoint, Engine, PushedLog};
 pub use error::EngineError;
 pub use follow::{FollowEvent, FollowOptions, LogFollower};
 pub use kind::{EngineKind, UnknownEngine};
-pub use local::{LocalServer, LocalSpec, OsUser};
+pub use local::{LocalServer, LocalSpec, OsUser, fork_dirs};
 pub use log::{LogPosition, LogSequence, Watermark, watermarks};
 pub use progress::{NoProgress, Progress, follow_writer};
 pub use registry::Engines;

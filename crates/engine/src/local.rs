@@ -19,7 +19,8 @@ pub struct LocalSpec {
     /// The directory btar up owns (config, keys, regions, the server's data).
     pub dir: PathBuf,
     pub port: u16,
-    /// The command the server archives each log file with (`btar … wal-push`).
+    /// The command the server archives each log file with (`btar … wal-push`); unused by an
+    /// engine whose log btar follows instead (MariaDB).
     pub archive_command: String,
     /// File holding the administrator's password for TCP connections (created when missing).
     pub password_file: PathBuf,
@@ -35,6 +36,9 @@ pub trait LocalServer: Send + Sync {
 
     /// The agent settings of the server [`Self::ensure_running`] runs for `spec`.
     fn settings(&self, spec: &LocalSpec) -> AgentSettings;
+
+    /// The data directory of the server [`Self::ensure_running`] runs for `spec` (under `spec.dir`).
+    fn data_dir(&self, spec: &LocalSpec) -> PathBuf;
 
     /// Whether `settings` name a server this spec created (and btar therefore runs).
     fn is_ours(&self, spec: &LocalSpec, settings: &AgentSettings) -> bool;
@@ -55,4 +59,15 @@ pub trait LocalServer: Send + Sync {
 
     /// The settings' connection string, without secrets (for messages).
     fn describe(&self, settings: &AgentSettings) -> Option<String>;
+}
+
+/// The data directories of forks restored under a `btar up` directory (`<dir>/forks/*`), running
+/// or not.
+pub fn fork_dirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir.join("forks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
 }

@@ -6,6 +6,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::chunk::{ChunkId, ChunkIdKey};
 use crate::error::FormatError;
 use crate::layout;
+use crate::log_frames;
 use crate::manifest::Manifest;
 use crate::seal::{self, Body, Kind, OpenError, Sealer};
 use crate::service::ServiceDescriptor;
@@ -15,7 +16,9 @@ pub use tail::{Tail, TailPiece, covering};
 
 /// Largest chunk plaintext a reader accepts.
 pub const MAX_CHUNK: usize = 64 << 20;
-/// Largest log file (PostgreSQL allows 1 GiB WAL segments) or manifest a reader accepts.
+/// Largest log file (PostgreSQL allows 1 GiB WAL segments) or manifest a reader holds in memory;
+/// larger log files (a binlog past `max_binlog_size`) are read a frame at a time
+/// ([`Location::read_log`]).
 pub const MAX_LOG: usize = (1 << 30) + (1 << 20);
 const MANIFEST_LEVEL: i32 = 3;
 
@@ -349,7 +352,7 @@ impl Location {
     /// After writing `key`: the location must still be there, or the write went elsewhere (the
     /// region vanished in between) — then the stray object is removed and the write is not
     /// acknowledged.
-    async fn confirm_written(&self, key: &str) -> Result<(), FormatError> {
+    pub(crate) async fn confirm_written(&self, key: &str) -> Result<(), FormatError> {
         match self.ensure_present().await {
             // Confirmed gone: the object just written is a stray outside the real location.
             Err(e @ FormatError::NoLocation { .. }) => {
@@ -428,7 +431,8 @@ impl Location {
             .seal(Kind::Log, key.as_bytes(), plain, self.level)
     }
 
-    /// Re-seals a log file sealed by `src` for this location, around the same compressed body.
+    /// Re-seals a log file sealed by `src` for this location, around the same compressed body (or
+    /// bodies: a framed log file is re-sealed frame by frame).
     /// The source envelope is authenticated (its key binds the object key, so a moved or renamed
     /// file fails); the body is not decompressed.
     pub fn reseal_log_from(
@@ -439,6 +443,11 @@ impl Location {
         sealed: &[u8],
     ) -> Result<Vec<u8>, FormatError> {
         let src_key = src.log_key(timeline, name);
+        if log_frames::is_framed(sealed) {
+            let key = self.log_key(timeline, name);
+            return log_frames::reseal_all(&src.sealer, &src_key, &self.sealer, &key, sealed)
+                .map_err(|e| src.frame_damaged(src_key, e));
+        }
         let (flags, body) = src
             .sealer
             .open_body(Kind::Log, src_key.as_bytes(), sealed)
@@ -454,6 +463,7 @@ impl Location {
         ))
     }
 
+    /// The plaintext of a sealed log object (either form), in memory: up to [`MAX_LOG`] bytes.
     pub fn open_log(
         &self,
         timeline: &str,
@@ -461,6 +471,10 @@ impl Location {
         sealed: &[u8],
     ) -> Result<Vec<u8>, FormatError> {
         let key = self.log_key(timeline, name);
+        if log_frames::is_framed(sealed) {
+            return log_frames::open_all(&self.sealer, &key, sealed, MAX_LOG)
+                .map_err(|e| self.frame_damaged(key, e));
+        }
         self.sealer
             .open(Kind::Log, key.as_bytes(), sealed, MAX_LOG)
             .map_err(|e| self.damaged(key, e))

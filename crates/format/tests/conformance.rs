@@ -62,6 +62,7 @@ async fn suite(cfg: RegionConfig) {
     wrong_and_missing_keys(&cfg).await;
     logs_refuse_overwrite(&region).await;
     large_multipart_object(&region).await;
+    large_log_files_go_frame_by_frame(&region).await;
 }
 
 async fn raw_object_ops(r: &Region) {
@@ -369,6 +370,113 @@ async fn logs_refuse_overwrite(r: &Region) {
     let logs: Vec<_> = loc.list_logs().try_collect().await.unwrap();
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].name, name);
+}
+
+/// Log files above one frame (binlogs reach 1 GiB) are pushed, compared, fetched and verified a
+/// frame at a time; files stored whole before frames existed read back through the same calls.
+async fn large_log_files_go_frame_by_frame(r: &Region) {
+    use btar_format::log_frames::{FRAME, is_framed};
+    let loc = Location::create(r, SVC, "pg", None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (tl, name) = ("binlog", "binlog.000001");
+    let content = data(2 * FRAME + 12_345, 21);
+    let file = dir.path().join(name);
+    std::fs::write(&file, &content).unwrap();
+    assert_eq!(
+        loc.put_log_file(tl, name, &file).await.unwrap(),
+        LogPut::Stored
+    );
+    let key = loc.log_key(tl, name);
+    let sealed = r.get(&key).await.unwrap();
+    assert!(is_framed(&sealed), "a file over one frame is stored framed");
+    // Retried: the same content is success; a changed byte, a cut or a longer file is refused.
+    assert_eq!(
+        loc.put_log_file(tl, name, &file).await.unwrap(),
+        LogPut::AlreadyPresent
+    );
+    for changed in [
+        {
+            let mut c = content.clone();
+            c[FRAME + 7] ^= 1;
+            c
+        },
+        content[..content.len() - 1].to_vec(),
+        [&content[..], b"x"].concat(),
+    ] {
+        let other = dir.path().join("other").join(name);
+        std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+        std::fs::write(&other, &changed).unwrap();
+        let e = loc.put_log_file(tl, name, &other).await.unwrap_err();
+        assert!(e.to_string().contains("refusing to overwrite"), "{e}");
+    }
+    // Read back every way.
+    let fetched = dir.path().join("fetched");
+    assert!(loc.fetch_log_file_to(tl, name, &fetched).await.unwrap());
+    assert!(std::fs::read(&fetched).unwrap() == content);
+    assert!(loc.get_log(tl, name).await.unwrap().unwrap() == content);
+    assert_eq!(
+        loc.check_log(tl, name).await.unwrap(),
+        Some(content.len() as u64)
+    );
+    assert!(
+        !loc.fetch_log_file_to(tl, "binlog.000009", &fetched)
+            .await
+            .unwrap()
+    );
+    assert!(loc.check_log(tl, "binlog.000009").await.unwrap().is_none());
+    // Copied into another location: re-sealed frame by frame for its key.
+    let other = Location::create(
+        &open(&memory_region("conf-other")),
+        SVC,
+        "pg",
+        Some((loc.descriptor(), loc.chunk_id_key())),
+    )
+    .await
+    .unwrap();
+    let resealed = other.reseal_log_from(&loc, tl, name, &sealed).unwrap();
+    assert!(other.open_log(tl, name, &resealed).unwrap() == content);
+    assert!(loc.open_log(tl, name, &resealed).is_err());
+    // Damage: a flipped byte in the middle, a cut at a frame boundary, a missing end.
+    let mut flipped = sealed.to_vec();
+    flipped[FRAME + 100] ^= 1;
+    r.put(&key, Bytes::from(flipped)).await.unwrap();
+    assert!(loc.check_log(tl, name).await.is_err());
+    let first_frame = 8 + 4 + u32::from_le_bytes(sealed[8..12].try_into().unwrap()) as usize;
+    r.put(&key, sealed.slice(..first_frame)).await.unwrap();
+    let e = loc.check_log(tl, name).await.unwrap_err();
+    assert!(e.to_string().contains("truncated"), "{e}");
+    assert!(loc.fetch_log_file_to(tl, name, &fetched).await.is_err());
+    r.put(&key, sealed.slice(..sealed.len() - 5)).await.unwrap();
+    assert!(loc.check_log(tl, name).await.is_err());
+    r.delete(&key).await.unwrap();
+    // Stored whole (as every log file was before frames): read, compared and fetched the same way.
+    let legacy = "binlog.000002";
+    let legacy_file = dir.path().join(legacy);
+    std::fs::write(&legacy_file, &content).unwrap();
+    loc.put_log(tl, legacy, Bytes::from(content.clone()))
+        .await
+        .unwrap();
+    assert!(!is_framed(&r.get(&loc.log_key(tl, legacy)).await.unwrap()));
+    assert_eq!(
+        loc.put_log_file(tl, legacy, &legacy_file).await.unwrap(),
+        LogPut::AlreadyPresent
+    );
+    assert!(loc.fetch_log_file_to(tl, legacy, &fetched).await.unwrap());
+    assert!(std::fs::read(&fetched).unwrap() == content);
+    // A file of at most one frame is stored whole, readable by older btar.
+    let small = "binlog.000003";
+    std::fs::write(dir.path().join(small), b"small binlog").unwrap();
+    loc.put_log_file(tl, small, &dir.path().join(small))
+        .await
+        .unwrap();
+    assert!(!is_framed(&r.get(&loc.log_key(tl, small)).await.unwrap()));
+    assert_eq!(
+        loc.check_log(tl, small).await.unwrap(),
+        Some(b"small binlog".len() as u64)
+    );
+    for n in [legacy, small] {
+        r.delete(&loc.log_key(tl, n)).await.unwrap();
+    }
 }
 
 async fn large_multipart_object(r: &Region) {

@@ -19,16 +19,32 @@ pub struct LogCopied {
     pub bytes_transferred: u64,
 }
 
-/// Ships one log file. Assumes `check_pair` already passed.
-/// Fetches a log file from the source, checks it and re-seals it for the destination.
+/// Log files whose sealed object is larger than this are copied frame by frame as they are read,
+/// never held whole: binlog files reach 1 GiB, and several files are prepared at once.
+const WHOLE_UP_TO: u64 = 32 << 20;
+
+/// A log file ready to be stored in the destination.
+enum Prepared {
+    /// Fetched, checked and re-sealed.
+    Whole(Vec<u8>),
+    /// Too large to hold: read, re-sealed and uploaded frame by frame when it is stored.
+    Streamed,
+}
+
+/// Fetches a log file of `size` sealed bytes from the source, checks it and re-seals it for the
+/// destination (a large one later, as it is stored). Assumes `check_pair` already passed.
 async fn prepare(
     src: &Location,
     dst: &Location,
     timeline: &str,
     name: &str,
-) -> Result<Vec<u8>, CopyError> {
+    size: u64,
+) -> Result<Prepared, CopyError> {
     layout::validate_name(timeline)?;
     layout::validate_name(name)?;
+    if size > WHOLE_UP_TO {
+        return Ok(Prepared::Streamed);
+    }
     let src_key = src.log_key(timeline, name);
     let sealed = match src.region().get(&src_key).await {
         Ok(b) => b,
@@ -43,6 +59,7 @@ async fn prepare(
     // here rather than being archived under the wrong name in the destination.
     tokio::task::spawn_blocking(move || d.reseal_log_from(&s, &t, &n, &sealed))
         .await?
+        .map(Prepared::Whole)
         .map_err(CopyError::from_source)
 }
 
@@ -52,8 +69,12 @@ async fn store(
     dst: &Location,
     timeline: &str,
     name: &str,
-    resealed: Vec<u8>,
+    prepared: Prepared,
 ) -> Result<LogCopied, CopyError> {
+    let resealed = match prepared {
+        Prepared::Whole(r) => r,
+        Prepared::Streamed => return store_streamed(src, dst, timeline, name).await,
+    };
     let dst_key = dst.log_key(timeline, name);
     let written = resealed.len() as u64;
     // A conditional create, so two replicators (or a retry after a crash) never overwrite a file a
@@ -83,6 +104,44 @@ async fn store(
     }
 }
 
+/// Stores a large log file frame by frame. Not a conditional create (a multipart upload has none):
+/// two replicators racing here both write the same content, each frame sealed for the same key
+/// and position, so a reader never sees a mix that opens to anything else.
+async fn store_streamed(
+    src: &Location,
+    dst: &Location,
+    timeline: &str,
+    name: &str,
+) -> Result<LogCopied, CopyError> {
+    let dst_key = dst.log_key(timeline, name);
+    if dst.region().head(&dst_key).await?.is_none() {
+        return match dst
+            .put_log_resealed_from(src, timeline, name)
+            .await
+            .map_err(CopyError::from_source)?
+        {
+            Some(written) => Ok(LogCopied {
+                put: LogPut::Stored,
+                bytes_transferred: written,
+            }),
+            None => Err(CopyError::LogNotFound {
+                region: src.region().name().into(),
+                key: src.log_key(timeline, name),
+            }),
+        };
+    }
+    match dst.same_log_as(src, timeline, name).await? {
+        Some(true) => Ok(LogCopied {
+            put: LogPut::AlreadyPresent,
+            bytes_transferred: 0,
+        }),
+        _ => Err(CopyError::LogConflict {
+            region: dst.region().name().into(),
+            key: dst_key,
+        }),
+    }
+}
+
 /// Ships one log file from `src` to `dst`, e.g. right after `wal-push` made it durable in the primary.
 /// An identical file already in `dst` is success ([`LogPut::AlreadyPresent`]); a different one is
 /// [`CopyError::LogConflict`].
@@ -93,8 +152,17 @@ pub async fn copy_log(
     name: &str,
 ) -> Result<LogCopied, CopyError> {
     check_pair(src, dst)?;
-    let resealed = prepare(src, dst, timeline, name).await?;
-    store(src, dst, timeline, name, resealed).await
+    layout::validate_name(timeline)?;
+    layout::validate_name(name)?;
+    let src_key = src.log_key(timeline, name);
+    let Some(info) = src.region().head(&src_key).await? else {
+        return Err(CopyError::LogNotFound {
+            region: src.region().name().into(),
+            key: src_key,
+        });
+    };
+    let prepared = prepare(src, dst, timeline, name, info.size).await?;
+    store(src, dst, timeline, name, prepared).await
 }
 
 /// A source log file that failed verification and was not shipped.
@@ -176,7 +244,7 @@ async fn copy_logs_inner(
         // archive, never one with a hole, and `last` in the progress is a true "shipped up to here".
         let mut prepared = futures::stream::iter(missing)
             .map(|o| async move {
-                match prepare(src, dst, &o.timeline, &o.name).await {
+                match prepare(src, dst, &o.timeline, &o.name, o.size).await {
                     Ok(r) => Ok::<_, CopyError>((o, Ok(r))),
                     Err(CopyError::SourceDamaged { key, reason, .. }) if skip_damaged => {
                         Ok((o, Err(DamagedLog { key, reason })))
@@ -187,7 +255,7 @@ async fn copy_logs_inner(
             .buffered(opts.log_parallelism.max(1));
         while let Some((o, r)) = prepared.try_next().await? {
             let r = match r {
-                Ok(resealed) => store(src, dst, &o.timeline, &o.name, resealed).await?,
+                Ok(prepared) => store(src, dst, &o.timeline, &o.name, prepared).await?,
                 Err(d) => {
                     damaged.push(d);
                     continue;

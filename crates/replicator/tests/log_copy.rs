@@ -188,3 +188,58 @@ async fn a_tampered_source_log_is_not_shipped() {
     copy_log(&src, &dst, TL1, &good).await.unwrap();
     assert_eq!(dst.get_log(TL1, &good).await.unwrap().unwrap(), content);
 }
+
+/// A log file too large to hold (a binlog of up to 1 GiB) is copied frame by frame: it arrives
+/// whole and re-sealed, a second copy finds it present, different content in the destination is a
+/// conflict, and a damaged frame in the source fails the copy with nothing visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_log_files_are_copied_frame_by_frame() {
+    let (a, b, f) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let src = Location::create(&open(&fs_region("fs-a", a.path())), SVC, "mysql", None)
+        .await
+        .unwrap();
+    let dst = create_destination(&src, &open(&fs_region("fs-b", b.path())))
+        .await
+        .unwrap();
+    let fam = "binlog";
+    let names = ["binlog.000001", "binlog.000002", "binlog.000003"];
+    // Incompressible, so the sealed objects are above the size copied whole.
+    let content = data(40 << 20, 11);
+    for n in names {
+        let path = f.path().join(n);
+        std::fs::write(&path, &content).unwrap();
+        src.put_log_file(fam, n, &path).await.unwrap();
+    }
+    let copied = copy_log(&src, &dst, fam, names[0]).await.unwrap();
+    assert_eq!(copied.put, LogPut::Stored);
+    assert!(copied.bytes_transferred > 40 << 20);
+    assert!(dst.get_log(fam, names[0]).await.unwrap().unwrap() == content);
+    let again = copy_log(&src, &dst, fam, names[0]).await.unwrap();
+    assert_eq!(again.put, LogPut::AlreadyPresent);
+
+    // Different content under the same name in the destination.
+    let other = f.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let mut changed = content.clone();
+    changed[30 << 20] ^= 1;
+    std::fs::write(other.join(names[1]), &changed).unwrap();
+    dst.put_log_file(fam, names[1], &other.join(names[1]))
+        .await
+        .unwrap();
+    let err = copy_log(&src, &dst, fam, names[1]).await.unwrap_err();
+    assert!(matches!(err, CopyError::LogConflict { .. }), "{err}");
+
+    // A frame altered in the source.
+    let path = a.path().join(src.log_key(fam, names[2]));
+    let mut raw = std::fs::read(&path).unwrap();
+    raw[20 << 20] ^= 1;
+    std::fs::write(&path, raw).unwrap();
+    let err = copy_log(&src, &dst, fam, names[2]).await.unwrap_err();
+    assert!(matches!(err, CopyError::SourceDamaged { .. }), "{err}");
+    assert!(err.to_string().contains(names[2]), "{err}");
+    assert!(dst.get_log(fam, names[2]).await.unwrap().is_none());
+}

@@ -143,20 +143,28 @@ impl MariaDb {
     }
 
     pub fn try_sql(&self, sql: &str) -> Result<String, String> {
-        let out = Command::new("mariadb")
-            .args([
-                "--no-defaults",
-                "--protocol=TCP",
-                "-h",
-                "127.0.0.1",
-                "-u",
-                "root",
-            ])
-            .arg(format!("--port={}", self.port))
-            .args(["--batch", "--skip-column-names", "-e", sql])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run mariadb: {e}"))?;
+        self.try_sql_as_root(None, sql)
+    }
+
+    /// [`Self::try_sql`] as root with `password` (a server that has one, as `btar up` makes).
+    pub fn try_sql_as_root(&self, password: Option<&str>, sql: &str) -> Result<String, String> {
+        let mut c = Command::new("mariadb");
+        c.args([
+            "--no-defaults",
+            "--protocol=TCP",
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+        ])
+        .arg(format!("--port={}", self.port))
+        .args(["--batch", "--skip-column-names", "-e", sql])
+        .env_remove("MYSQL_PWD")
+        .stdin(Stdio::null());
+        if let Some(p) = password {
+            c.arg(format!("--password={p}"));
+        }
+        let out = c.output().map_err(|e| format!("cannot run mariadb: {e}"))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
         } else {

@@ -1,5 +1,6 @@
 //! `btar up`: the embedded default. One directory holds a config, two filesystem regions with their
-//! own keys, and a local PostgreSQL cluster archiving through `btar wal-push`; then the first primary
+//! own keys, and a local database: a PostgreSQL cluster archiving through `btar wal-push`, or with
+//! `--engine mysql` a MariaDB whose binlog btar follows while it serves; then the first primary
 //! backup is taken and copied to the secondary region. Re-running reuses what exists.
 
 use std::path::{Path, PathBuf};
@@ -19,14 +20,18 @@ const AWAY: &str = "local-away";
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
-    /// Directory for the embedded default: config, keys, regions and the local PostgreSQL.
+    /// Directory for the embedded default: config, keys, regions and the local database.
     #[arg(long, default_value = "btar-data")]
     dir: PathBuf,
+    /// The local database: `pg` (PostgreSQL, the default) or `mysql` (MariaDB). A directory set up
+    /// before keeps its engine.
+    #[arg(long)]
+    engine: Option<EngineKind>,
     /// Set up only; take no backup.
     #[arg(long)]
     no_backup: bool,
-    /// Exit after the first backup and copy instead of serving the API and running the replicator;
-    /// the local PostgreSQL keeps running.
+    /// Exit after the first backup and copy instead of serving the API and running the replicator
+    /// (and, for MariaDB, the binlog follower); the local database keeps running.
     #[arg(long)]
     no_serve: bool,
     /// Address of the API and console (default: the config's; a new config takes 127.0.0.1:7480, or
@@ -42,18 +47,21 @@ impl UpArgs {
         out: Out,
         cancel: CancellationToken,
     ) -> anyhow::Result<ExitCode> {
-        let local = engines
-            .get(EngineKind::Pg)?
-            .local_server()
-            .context("this btar's PostgreSQL engine cannot run a local server")?;
         create_private_dir(&self.dir)?;
         let dir = std::fs::canonicalize(&self.dir)?;
+        let cfg_path = dir.join("btar.toml");
+        let kind = engine_of(&cfg_path, self.engine)?;
+        let local = engines.get(kind)?.local_server().with_context(|| {
+            format!(
+                "this btar's {} engine cannot run a local server",
+                kind.product()
+            )
+        })?;
         if let Some(code) = reexec_as_db_user(local, &dir, &cancel).await? {
             return Ok(code);
         }
-        let cfg_path = dir.join("btar.toml");
         if !cfg_path.exists() {
-            write_config(local, &dir, &cfg_path, self.listen.as_deref())?;
+            write_config(kind, local, &dir, &cfg_path, self.listen.as_deref())?;
         }
         let cfg = Config::load(&cfg_path)?;
         // The API's address is taken before anything starts, so a busy port fails at once instead
@@ -65,10 +73,11 @@ impl UpArgs {
             Some(super::server::bind(listen).await?)
         };
         let svc = cfg.service(None)?.clone();
-        let spec = spec(&dir, &cfg_path, &svc.name, 0)?;
+        let spec = spec(kind, &dir, &cfg_path, &svc.name, 0)?;
         let agent = svc.agent().cloned().unwrap_or_default();
         // Registering the service creates its home location before PostgreSQL's archive_command
-        // first calls `wal-push` (which never creates one), whatever flags this run has.
+        // first calls `wal-push`, or the binlog follower its first push (neither creates one),
+        // whatever flags this run has.
         drop(btar_control::ControlPlane::open(cfg.clone(), engines.clone(), cancel.clone()).await?);
         // A server the user configured is theirs to run.
         let started = if local.is_ours(&spec, &agent) {
@@ -93,21 +102,45 @@ impl UpArgs {
             return self.first_backup(&ctx, &svc, &cfg_path).await;
         };
         let forks_before = local.running(&dir);
+        let follows = ctx.engines.get(kind)?.log_follower().is_some();
         let result = async {
             self.first_backup(&ctx, &svc, &cfg_path).await?;
             let cp = ctx.control().await?;
-            super::server::serve(&ctx, cp, listener, Roles::default(), |addr, token| {
-                format!(
-                    "serving: API {addr}/v1 (Authorization: Bearer {token}), console {addr}/, \
-                     metrics {addr}/metrics; WAL is shipped to `{AWAY}` as it is archived. Ctrl-C stops."
-                )
-            })
-            .await
+            let serving =
+                super::server::serve(&ctx, cp, listener, Roles::default(), |addr, token| {
+                    let logs = if follows {
+                        format!(
+                            "the binlog is followed, archived and shipped to `{AWAY}` as each file closes"
+                        )
+                    } else {
+                        format!("WAL is shipped to `{AWAY}` as it is archived")
+                    };
+                    format!(
+                        "serving: API {addr}/v1 (Authorization: Bearer {token}), console {addr}/, \
+                         metrics {addr}/metrics; {logs}. Ctrl-C stops."
+                    )
+                });
+            if !follows {
+                return serving.await;
+            }
+            // The binlog follower beside the server: it stops with the same cancellation, and a
+            // failure it cannot retry (bad settings, a refused push) stops `btar up` — a demo
+            // that silently archives nothing would promise a PITR it cannot keep.
+            let following = async {
+                super::log_follow::follow(&ctx, &svc, None).await?;
+                // Returned without a cancellation only if the follower gave up.
+                Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+            };
+            let (code, _) = tokio::try_join!(serving, following)?;
+            Ok(code)
         }
         .await;
+        if result.is_err() {
+            ctx.cancel.cancel();
+        }
         // Ctrl-C, SIGTERM or a failure: stop what this run started, not what was running before.
         let stopping: Vec<PathBuf> = started
-            .then(|| dir.join("pg"))
+            .then(|| local.data_dir(&spec))
             .into_iter()
             .chain(
                 local
@@ -119,7 +152,8 @@ impl UpArgs {
         for data_dir in stopping {
             if let Err(e) = local.stop(&agent, &data_dir) {
                 eprintln!(
-                    "warning: could not stop PostgreSQL in {}: {e:#}",
+                    "warning: could not stop {} in {}: {e:#}",
+                    kind.product(),
                     data_dir.display()
                 );
             }
@@ -133,19 +167,24 @@ impl UpArgs {
         svc: &btar_control::ServiceConfig,
         cfg_path: &Path,
     ) -> anyhow::Result<ExitCode> {
-        let conninfo = ctx
-            .engines
-            .get(svc.engine)?
+        let engine = ctx.engines.get(svc.engine)?;
+        let conninfo = engine
             .local_server()
             .zip(svc.agent())
             .and_then(|(l, a)| l.describe(a));
+        let password_file = cfg_path.with_file_name(password_file(svc.engine));
         let mut report = serde_json::json!({
             "config": cfg_path,
             "service": svc.name,
-            "postgres": conninfo,
-            "password_file": cfg_path.with_file_name(PASSWORD_FILE),
+            "engine": svc.engine,
+            "server": conninfo,
+            "password_file": password_file,
             "regions": [svc.cloud.clone(), svc.additional_backup_regions.clone()],
         });
+        if svc.engine == EngineKind::Pg {
+            // Named so before `server` existed; scripts read it.
+            report["postgres"] = serde_json::json!(conninfo);
+        }
         if !self.no_backup {
             let (created, copies) = super::backup::take(ctx, &svc.name, true).await?;
             report["backup"] = serde_json::to_value(&created)?;
@@ -155,10 +194,11 @@ impl UpArgs {
         ctx.out.emit(&report, || {
             let conninfo = conninfo.as_deref().unwrap_or("");
             let mut s = format!(
-                "btar is up: service `{}` (PostgreSQL: {conninfo}; over TCP as `postgres` with the \
-                 password in {}), primary region `{}`, secondary {:?}\n",
+                "btar is up: service `{}` ({}: {conninfo}; over TCP with the password in {}), \
+                 primary region `{}`, secondary {:?}\n",
                 svc.name,
-                cfg_path.with_file_name(PASSWORD_FILE).display(),
+                svc.engine.product(),
+                password_file.display(),
                 svc.cloud,
                 svc.additional_backup_regions
             );
@@ -186,6 +226,11 @@ impl UpArgs {
                 n = svc.name,
                 a = AWAY
             ));
+            if engine.log_follower().is_some() && self.no_serve {
+                s.push_str(&format!(
+                    "the binlog is archived while `btar up` serves, or by `btar -c {c} log-follow`\n"
+                ));
+            }
             s
         })?;
         Ok(ExitCode::SUCCESS)
@@ -206,8 +251,9 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", dir.display()))
 }
 
-/// PostgreSQL will not run as root, and its archive_command (btar) runs as its user; so when we are
-/// root, everything under `dir` belongs to that user and btar up runs as it. `setpriv` execs btar
+/// PostgreSQL will not run as root, and its archive_command (btar) runs as its user (MariaDB: its
+/// files must be readable by the btar that runs mariadb-backup); so when we are root, everything
+/// under `dir` belongs to that user and btar up runs as it. `setpriv` execs btar
 /// directly (runuser would SIGKILL it two seconds after a Ctrl-C, before it has stopped PostgreSQL),
 /// and a SIGTERM sent to this process is passed on.
 async fn reexec_as_db_user(
@@ -227,7 +273,7 @@ async fn reexec_as_db_user(
         .is_ok_and(|s| s.success());
     if !reachable {
         bail!(
-            "{} is not reachable by the `{user}` user PostgreSQL runs as (is it under /root?); pass --dir /var/lib/btar",
+            "{} is not reachable by the `{user}` user the database runs as (is it under /root?); pass --dir /var/lib/btar",
             dir.display()
         );
     }
@@ -294,12 +340,44 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The superuser's password for TCP connections (scram-sha-256), beside the config, mode 0600.
-const PASSWORD_FILE: &str = "pg-password";
+/// The file holding the administrator's password for TCP connections (`pg-password`,
+/// `mysql-password`), beside the config, mode 0600.
+fn password_file(kind: EngineKind) -> String {
+    format!("{kind}-password")
+}
+
+/// The engine of the demo in the directory of `cfg_path`: the one it was set up with, else
+/// `--engine`, else PostgreSQL. Asking an existing demo for another engine is refused.
+fn engine_of(cfg_path: &Path, asked: Option<EngineKind>) -> anyhow::Result<EngineKind> {
+    if !cfg_path.exists() {
+        return Ok(asked.unwrap_or(EngineKind::Pg));
+    }
+    let cfg = Config::load(cfg_path)?;
+    let existing = cfg.service(None)?.engine;
+    if let Some(asked) = asked
+        && asked != existing
+    {
+        bail!(
+            "{} was set up for {} (service `{}`), not {}: pass another --dir for a {} demo",
+            cfg_path.display(),
+            existing.product(),
+            cfg.service(None)?.name,
+            asked.product(),
+            asked.product()
+        );
+    }
+    Ok(existing)
+}
 
 /// The local server of `btar up` in `dir`: archiving through this btar with the config at
 /// `cfg_path`.
-fn spec(dir: &Path, cfg_path: &Path, service: &str, port: u16) -> anyhow::Result<LocalSpec> {
+fn spec(
+    kind: EngineKind,
+    dir: &Path,
+    cfg_path: &Path,
+    service: &str,
+    port: u16,
+) -> anyhow::Result<LocalSpec> {
     let exe = std::env::current_exe()?;
     Ok(LocalSpec {
         dir: dir.to_path_buf(),
@@ -309,11 +387,12 @@ fn spec(dir: &Path, cfg_path: &Path, service: &str, port: u16) -> anyhow::Result
             exe.display(),
             cfg_path.display()
         ),
-        password_file: cfg_path.with_file_name(PASSWORD_FILE),
+        password_file: cfg_path.with_file_name(password_file(kind)),
     })
 }
 
 fn write_config(
+    kind: EngineKind,
     local: &dyn LocalServer,
     dir: &Path,
     cfg_path: &Path,
@@ -343,16 +422,16 @@ fn write_config(
     };
     let notify = format!("127.0.0.1:{}", port_or_free(7481, true)?);
     let port = port_or_free(0, false)?;
-    let agent = local.settings(&spec(dir, cfg_path, SERVICE, port)?);
+    let agent = local.settings(&spec(kind, dir, cfg_path, SERVICE, port)?);
     let agent = toml::to_string(&agent).context("writing the server's settings")?;
     let text = format!(
         "# Written by `btar up`: the embedded default. Edit freely.\n\n\
          [server]\nlisten = \"{listen}\"\nnotify = \"{notify}\"\ntoken = \"file:{}\"\n\n\
          [[plan]]\nname = \"daily\"\nschedule = \"0 3 * * *\"\nretention_days = 7\nsecondary_retention_days = 30\n\n\
          {regions}\
-         [[service]]\nname = \"{SERVICE}\"\nengine = \"pg\"\ncloud = \"{HOME}\"\nplan = \"daily\"\n\
+         [[service]]\nname = \"{SERVICE}\"\nengine = \"{kind}\"\ncloud = \"{HOME}\"\nplan = \"daily\"\n\
          additional_backup_regions = [\"{AWAY}\"]\n\n\
-         [service.pg]\n{agent}",
+         [service.{kind}]\n{agent}",
         token.display(),
     );
     std::fs::write(cfg_path, text).with_context(|| format!("writing {}", cfg_path.display()))

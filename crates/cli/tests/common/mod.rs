@@ -322,11 +322,15 @@ pub fn announced_port(child: &mut std::process::Child) -> u16 {
     std::io::BufReader::new(child.stdout.take().expect("server stdout is piped"))
         .read_line(&mut line)
         .expect("read the server's announcement");
+    api_port(&line).unwrap_or_else(|| panic!("server announced {line:?}"))
+}
+
+/// The port of the first `http://127.0.0.1:PORT/` in an announcement line.
+fn api_port(line: &str) -> Option<u16> {
     line.split("http://127.0.0.1:")
         .nth(1)
         .and_then(|rest| rest.split('/').next())
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("server announced {line:?}"))
 }
 
 /// The error object a command printed on stderr under `--output json`.
@@ -370,5 +374,57 @@ impl Drop for ServerProcess {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+    }
+}
+
+/// `btar --output json ARGS` without a config (as `btar up` is run), as the database user; its
+/// JSON, or a panic naming the args and both streams.
+pub fn btar_json_without_config(args: &[&str]) -> serde_json::Value {
+    let out = as_db_user(env!("CARGO_BIN_EXE_btar"))
+        .args(["--output", "json"])
+        .args(args)
+        .env_remove("BTAR_CONFIG")
+        .output()
+        .expect("run btar");
+    assert!(out.status.success(), "btar {args:?}: {}", describe(&out));
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// A serving `btar up ARGS` (as the database user): the process, the API's port from its
+/// "serving:" line, that line, and the rest of its output.
+pub struct UpServing {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub line: String,
+    pub lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+pub fn up_serving(args: &[&str]) -> UpServing {
+    use std::io::BufRead;
+    let mut child = as_db_user(env!("CARGO_BIN_EXE_btar"))
+        .arg("up")
+        .args(args)
+        .env_remove("BTAR_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run btar up");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = loop {
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("serving: API http://") => break l,
+            Some(Ok(_)) => continue,
+            other => {
+                let _ = child.kill();
+                panic!("btar up ended before serving: {other:?}");
+            }
+        }
+    };
+    let port = api_port(&line).unwrap_or_else(|| panic!("no API port in {line}"));
+    UpServing {
+        child,
+        port,
+        line,
+        lines,
     }
 }

@@ -162,7 +162,7 @@ pub async fn verify(
         let logs: Vec<_> = loc.list_logs().try_collect().await?;
         let mut results = futures::stream::iter(logs)
             .map(|o| async move {
-                let r = loc.get_log(&o.timeline, &o.name).await;
+                let r = loc.check_log(&o.timeline, &o.name).await;
                 (o, r)
             })
             .buffer_unordered(parallel.max(1));
