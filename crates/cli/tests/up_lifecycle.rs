@@ -57,8 +57,30 @@ fn up_takes_free_ports_and_stops_what_it_started_on_sigterm() {
     let pg = data.join("pg");
     assert!(running(&pg));
 
-    // A fork made while btar up serves is stopped with it.
     let c = data.join("btar.toml");
+    // While it serves, its WAL streamer reports both locations (the lag report's `streamed`).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = as_db_user(env!("CARGO_BIN_EXE_btar"))
+            .args(["--config", c.to_str().unwrap(), "--output", "json"])
+            .args(["report", "demo", "--period", "hour"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "report: {}", describe(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut regions: Vec<&str> = report["streamed"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s["region"].as_str()).collect())
+            .unwrap_or_default();
+        regions.sort();
+        if regions == ["local-away", "local-home"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no stream positions: {report}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // A fork made while btar up serves is stopped with it.
     let out = as_db_user(env!("CARGO_BIN_EXE_btar"))
         .args([
             "--config",

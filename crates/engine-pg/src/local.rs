@@ -76,7 +76,10 @@ fn initdb(bin: &Path, spec: &LocalSpec, port: &str, socket: &str) -> Result<(), 
         "\n# --- btar up ---\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
          unix_socket_directories = '{socket}'\nunix_socket_permissions = 0700\n\
          password_encryption = 'scram-sha-256'\nwal_level = replica\narchive_mode = on\n\
-         archive_command = '{}'\narchive_timeout = 60\n",
+         archive_command = '{}'\narchive_timeout = 60\n\
+         # btar up streams WAL from a replication slot while it serves; the cluster keeps running\n\
+         # without it (--no-serve), so the slot may hold at most this much WAL\n\
+         max_slot_wal_keep_size = '1GB'\n",
         spec.archive_command.replace('\'', "''")
     );
     let pg_conf = dir.join("postgresql.conf");

@@ -89,158 +89,189 @@ async fn targets(cp: &ControlPlane, service: &str) -> anyhow::Result<Vec<StreamT
 
 impl StreamArgs {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let (svc, engine, settings) = ctx.agent_of(self.service.as_deref())?;
-        let Some(streamer) = engine.log_streamer() else {
-            return Err(EngineError::Invalid(format!(
-                "btar cannot stream the log of {} yet (service `{}`); its log is archived by `btar log-follow`",
-                svc.engine.product(),
-                svc.name
-            ))
-            .into());
-        };
-        let cp = ctx.control().await?;
-        let (tx, rx) = tokio::sync::watch::channel(targets(&cp, &svc.name).await?);
-        // Regions enabled or disabled while streaming, and secondary locations created by a first
-        // copy, are picked up within half a minute.
-        let refresh = {
-            let (cp, name, cancel) = (cp.clone(), svc.name.clone(), ctx.cancel.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-                        _ = cancel.cancelled() => return,
-                    }
-                    match targets(&cp, &name).await {
-                        Ok(t) => {
-                            tx.send_if_modified(|cur| {
-                                let regions = |v: &[StreamTarget]| {
-                                    v.iter().map(|t| t.region.clone()).collect::<Vec<_>>()
-                                };
-                                let changed = regions(cur) != regions(&t);
-                                if changed {
-                                    *cur = t;
-                                }
-                                changed
-                            });
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %format!("{e:#}"), "stream targets not refreshed")
-                        }
-                    }
-                }
-            })
-        };
-        let opts = StreamOptions {
-            name: self.name.unwrap_or_else(|| slot_name(&svc.name)),
+        let how = How {
+            name: self.name,
             min_interval: Duration::from_millis(self.min_interval_ms),
             synchronous: self.synchronous,
-            targets: rx,
-            cancel: ctx.cancel.clone(),
         };
-        if opts.synchronous {
-            eprintln!(
-                "synchronous: a server listing `{}` in synchronous_standby_names waits, for every commit, until its WAL is stored in the primary location",
-                opts.name
-            );
-        }
-        let (out, name) = (ctx.out, svc.name.clone());
-        let (record_tx, mut record_rx) =
-            tokio::sync::mpsc::channel::<Vec<btar_catalog::StreamStatus>>(4);
-        // Catalog writes off the streaming path: a slow catalog must not delay WAL.
-        let recorder = {
-            let (cp, name) = (cp.clone(), svc.name.clone());
-            tokio::spawn(async move {
-                while let Some(rows) = record_rx.recv().await {
-                    if let Err(e) = cp.catalog().record_stream_positions(&name, &rows).await {
-                        tracing::warn!(error = %e, "stream positions not recorded");
-                    }
-                }
-            })
-        };
-        let now = {
-            let cp = cp.clone();
-            move || cp.catalog().now()
-        };
-        let on_event = move |e: StreamEvent| {
-            let (value, text) = match &e {
-                StreamEvent::Started {
-                    timeline,
-                    from,
-                    slot_created,
-                } => (
-                    json!({"event": "started", "timeline": timeline, "from": from, "slot_created": slot_created}),
-                    format!(
-                        "streaming from {from} on timeline {timeline}{}",
-                        if *slot_created {
-                            " (replication slot created)"
-                        } else {
-                            ""
-                        }
-                    ),
-                ),
-                StreamEvent::Progress {
-                    positions,
-                    slot_retained_bytes,
-                } => {
-                    let at = now();
-                    let rows = positions
-                        .iter()
-                        .map(|p| btar_catalog::StreamStatus {
-                            service: name.clone(),
-                            region: p.region.clone(),
-                            primary: p.primary,
-                            position: p.position.clone(),
-                            server_position: p.server_position.clone(),
-                            bytes_behind: p.bytes_behind as i64,
-                            seconds_behind: p.seconds_behind,
-                            slot_retained_bytes: slot_retained_bytes.map(|b| b as i64),
-                            error: p.error.clone(),
-                            updated_at: at,
-                        })
-                        .collect();
-                    let _ = record_tx.try_send(rows);
-                    // Progress goes to the catalog; printed only as JSON lines, for scripts.
-                    if out.json() {
-                        println!(
-                            "{}",
-                            json!({"event": "progress", "positions": positions, "slot_retained_bytes": slot_retained_bytes})
-                        );
-                    }
-                    return;
-                }
-                StreamEvent::Gap { reason } => {
-                    tracing::error!(service = %name, "{reason}");
-                    (
-                        json!({"event": "gap", "reason": reason}),
-                        format!("gap: {reason}"),
-                    )
-                }
-                StreamEvent::Interrupted { reason, retry_in } => {
-                    tracing::warn!(service = %name, reason = %reason, retry_in_ms = retry_in.as_millis() as u64, "streaming interrupted");
-                    (
-                        json!({"event": "interrupted", "reason": reason, "retry_in_seconds": retry_in.as_secs_f64()}),
-                        format!("interrupted ({reason}); again in {retry_in:?}"),
-                    )
-                }
-            };
-            line(if out.json() { value.to_string() } else { text });
-        };
-        let result = streamer
-            .stream(&settings, &opts, &on_event)
-            .await
-            .with_context(|| format!("streaming the log of `{}`", svc.name));
-        refresh.abort();
-        drop(on_event);
-        let _ = recorder.await;
-        // Stopped on purpose: no report left to look like a streamer that died.
-        if result.is_ok()
-            && let Err(e) = cp.catalog().record_stream_positions(&svc.name, &[]).await
-        {
-            tracing::warn!(error = %e, "stream positions not cleared");
-        }
-        result?;
+        stream(ctx, self.service.as_deref(), how).await?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// How a streamer runs (the flags of `btar log-stream`).
+#[derive(Debug, Clone)]
+pub struct How {
+    pub name: Option<String>,
+    pub min_interval: Duration,
+    pub synchronous: bool,
+}
+
+impl How {
+    /// What `btar up` runs: the defaults of `btar log-stream`.
+    pub fn default_for_up() -> Self {
+        Self {
+            name: None,
+            min_interval: Duration::from_millis(200),
+            synchronous: false,
+        }
+    }
+}
+
+/// Streams the log of `service` into its locations until `ctx.cancel` (`btar log-stream`, and
+/// `btar up` while it serves a PostgreSQL), recording each location's position in the catalog and
+/// printing one line per event.
+pub async fn stream(ctx: &Ctx, service: Option<&str>, how: How) -> anyhow::Result<()> {
+    let (svc, engine, settings) = ctx.agent_of(service)?;
+    let Some(streamer) = engine.log_streamer() else {
+        return Err(EngineError::Invalid(format!(
+            "btar cannot stream the log of {} yet (service `{}`); its log is archived by `btar log-follow`",
+            svc.engine.product(),
+            svc.name
+        ))
+        .into());
+    };
+    let cp = ctx.control().await?;
+    let (tx, rx) = tokio::sync::watch::channel(targets(&cp, &svc.name).await?);
+    // Regions enabled or disabled while streaming, and secondary locations created by a first
+    // copy, are picked up within half a minute.
+    let refresh = {
+        let (cp, name, cancel) = (cp.clone(), svc.name.clone(), ctx.cancel.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                    _ = cancel.cancelled() => return,
+                }
+                match targets(&cp, &name).await {
+                    Ok(t) => {
+                        tx.send_if_modified(|cur| {
+                            let regions = |v: &[StreamTarget]| {
+                                v.iter().map(|t| t.region.clone()).collect::<Vec<_>>()
+                            };
+                            let changed = regions(cur) != regions(&t);
+                            if changed {
+                                *cur = t;
+                            }
+                            changed
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "stream targets not refreshed")
+                    }
+                }
+            }
+        })
+    };
+    let opts = StreamOptions {
+        name: how.name.unwrap_or_else(|| slot_name(&svc.name)),
+        min_interval: how.min_interval,
+        synchronous: how.synchronous,
+        targets: rx,
+        cancel: ctx.cancel.clone(),
+    };
+    if opts.synchronous {
+        eprintln!(
+            "synchronous: a server listing `{}` in synchronous_standby_names waits, for every commit, until its WAL is stored in the primary location",
+            opts.name
+        );
+    }
+    let (out, name) = (ctx.out, svc.name.clone());
+    let (record_tx, mut record_rx) =
+        tokio::sync::mpsc::channel::<Vec<btar_catalog::StreamStatus>>(4);
+    // Catalog writes off the streaming path: a slow catalog must not delay WAL.
+    let recorder = {
+        let (cp, name) = (cp.clone(), svc.name.clone());
+        tokio::spawn(async move {
+            while let Some(rows) = record_rx.recv().await {
+                if let Err(e) = cp.catalog().record_stream_positions(&name, &rows).await {
+                    tracing::warn!(error = %e, "stream positions not recorded");
+                }
+            }
+        })
+    };
+    let now = {
+        let cp = cp.clone();
+        move || cp.catalog().now()
+    };
+    let on_event = move |e: StreamEvent| {
+        let (value, text) = match &e {
+            StreamEvent::Started {
+                timeline,
+                from,
+                slot_created,
+            } => (
+                json!({"event": "started", "timeline": timeline, "from": from, "slot_created": slot_created}),
+                format!(
+                    "streaming from {from} on timeline {timeline}{}",
+                    if *slot_created {
+                        " (replication slot created)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            StreamEvent::Progress {
+                positions,
+                slot_retained_bytes,
+            } => {
+                let at = now();
+                let rows = positions
+                    .iter()
+                    .map(|p| btar_catalog::StreamStatus {
+                        service: name.clone(),
+                        region: p.region.clone(),
+                        primary: p.primary,
+                        position: p.position.clone(),
+                        server_position: p.server_position.clone(),
+                        bytes_behind: p.bytes_behind as i64,
+                        seconds_behind: p.seconds_behind,
+                        slot_retained_bytes: slot_retained_bytes.map(|b| b as i64),
+                        error: p.error.clone(),
+                        updated_at: at,
+                    })
+                    .collect();
+                let _ = record_tx.try_send(rows);
+                // Progress goes to the catalog; printed only as JSON lines, for scripts.
+                if out.json() {
+                    println!(
+                        "{}",
+                        json!({"event": "progress", "positions": positions, "slot_retained_bytes": slot_retained_bytes})
+                    );
+                }
+                return;
+            }
+            StreamEvent::Gap { reason } => {
+                tracing::error!(service = %name, "{reason}");
+                (
+                    json!({"event": "gap", "reason": reason}),
+                    format!("gap: {reason}"),
+                )
+            }
+            StreamEvent::Interrupted { reason, retry_in } => {
+                tracing::warn!(service = %name, reason = %reason, retry_in_ms = retry_in.as_millis() as u64, "streaming interrupted");
+                (
+                    json!({"event": "interrupted", "reason": reason, "retry_in_seconds": retry_in.as_secs_f64()}),
+                    format!("interrupted ({reason}); again in {retry_in:?}"),
+                )
+            }
+        };
+        line(if out.json() { value.to_string() } else { text });
+    };
+    let result = streamer
+        .stream(&settings, &opts, &on_event)
+        .await
+        .with_context(|| format!("streaming the log of `{}`", svc.name));
+    refresh.abort();
+    drop(on_event);
+    let _ = recorder.await;
+    // Stopped on purpose: no report left to look like a streamer that died.
+    if result.is_ok()
+        && let Err(e) = cp.catalog().record_stream_positions(&svc.name, &[]).await
+    {
+        tracing::warn!(error = %e, "stream positions not cleared");
+    }
+    result
 }
 
 #[cfg(test)]

@@ -103,6 +103,7 @@ impl UpArgs {
         };
         let forks_before = local.running(&dir);
         let follows = ctx.engines.get(kind)?.log_follower().is_some();
+        let streams = ctx.engines.get(kind)?.log_streamer().is_some();
         let result = async {
             self.first_backup(&ctx, &svc, &cfg_path).await?;
             let cp = ctx.control().await?;
@@ -112,6 +113,10 @@ impl UpArgs {
                         format!(
                             "the binlog is followed, archived and shipped to `{AWAY}` as each file closes"
                         )
+                    } else if streams {
+                        format!(
+                            "WAL is streamed to `{HOME}` and `{AWAY}` as it is written (within about a second) and shipped to `{AWAY}` as it is archived"
+                        )
                     } else {
                         format!("WAL is shipped to `{AWAY}` as it is archived")
                     };
@@ -120,6 +125,21 @@ impl UpArgs {
                          metrics {addr}/metrics; {logs}. Ctrl-C stops."
                     )
                 });
+            if streams {
+                // The WAL streamer beside the server (`btar log-stream`'s loop). A demo whose
+                // streamer cannot start still archives and ships complete segments, so its failure
+                // is said and `btar up` goes on serving.
+                let streaming = async {
+                    let how = super::log_stream::How::default_for_up();
+                    if let Err(e) = super::log_stream::stream(&ctx, Some(&svc.name), how).await {
+                        tracing::error!(error = %format!("{e:#}"), "the WAL streamer stopped; WAL still reaches the regions when each segment is archived");
+                        eprintln!("btar up: the WAL streamer stopped ({e:#}); WAL still reaches the regions as each segment is archived");
+                    }
+                    Ok::<_, anyhow::Error>(())
+                };
+                let (code, _) = tokio::try_join!(serving, streaming)?;
+                return Ok(code);
+            }
             if !follows {
                 return serving.await;
             }

@@ -78,6 +78,12 @@ pub async fn run(
             }
         }
         let Some(job) = shared.lock().job_for(&region) else {
+            // Nothing to store after all (the location was removed, or caught up meanwhile): do
+            // not spin.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = cancel.cancelled() => return,
+            }
             continue;
         };
         if let Some((a, b)) = job.skipped {
