@@ -118,7 +118,11 @@ fn parse_lsn(s: &str) -> u64 {
 
 /// A world whose service has a backup in both locations and a `ticks` table.
 fn world() -> World {
-    let w = World::with_cluster(Backend::Fs);
+    world_on(Backend::Fs)
+}
+
+fn world_on(backend: Backend) -> World {
+    let w = World::with_cluster(backend);
     w.pg().psql("CREATE TABLE ticks (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())");
     w.backup();
     let pass = w.btar_json(&["replicate"]);
@@ -136,7 +140,11 @@ fn current_lsn(pg: &PgCluster) -> String {
 
 /// The disaster: the primary location gone, the server stopped as by a power cut.
 fn disaster(w: &mut World) {
-    std::fs::remove_dir_all(w.dir.path().join("store-home")).expect("delete the primary location");
+    let home = match &w.s3 {
+        Some(s3) => s3.bucket_dir("home-bucket"),
+        None => w.dir.path().join("store-home"),
+    };
+    std::fs::remove_dir_all(home).expect("delete the primary location");
     w.pg.as_mut().expect("cluster").crash();
 }
 
@@ -181,6 +189,21 @@ fn a_fork_from_the_secondary_recovers_what_was_streamed_before_the_disaster() {
         newer, "t",
         "secondary window ends at {end}, last commit {last_commit}"
     );
+}
+
+#[test]
+fn streamed_wal_on_s3_regions_serves_a_fork_after_the_disaster() {
+    let mut w = world_on(Backend::S3);
+    let s = Streamer::start(&w);
+    for id in 1..=10 {
+        tick(w.pg(), id);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.wait_streamed(&current_lsn(w.pg()), 2);
+    disaster(&mut w);
+    drop(s);
+    let (r, _) = w.restore("from-away", &["--region", "away"]);
+    assert_eq!(ids(&r), (1..=10).collect::<Vec<_>>());
 }
 
 #[test]
