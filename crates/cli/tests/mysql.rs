@@ -621,32 +621,10 @@ fn mariadb_restores_to_a_binlog_position_and_to_a_gtid_from_the_secondary() {
     json(&config, &["replicate"]);
 
     let restore = |sub: &str, target: &str| {
-        let data_dir = dir.path().join(sub);
-        let port = free_port();
-        let (p, dd) = (port.to_string(), data_dir.display().to_string());
-        let args = [
-            "--output",
-            "json",
-            "restore",
-            SVC,
-            "--region",
-            "away",
-            "--data-dir",
-            &dd,
-            "--start",
-            "--port",
-            &p,
-            "--set",
-            "bind-address=127.0.0.1",
-            "--promote-timeout",
-            "60s",
-            "--target-lsn",
-            target,
-        ];
         let t = Instant::now();
-        let out = btar_with(&config, &args);
+        let r = restore_from_away(dir.path(), &config, sub, &["--target-lsn", target]);
         eprintln!("restore --target-lsn {target} in {:?}", t.elapsed());
-        (MariaDb::adopt(&data_dir, port), out, data_dir)
+        r
     };
 
     // To the position, then to the GTID: T1 and T2, not T3; both reach the same point.

@@ -78,6 +78,14 @@ fn fingerprint(db: &MariaDb) -> String {
     db.sql("SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT(id, ':', v))), 0) FROM shop.items")
 }
 
+/// Whether binlog file `name` is archived in the filesystem region stored under `home`.
+fn is_archived(home: &std::path::Path, name: &str) -> bool {
+    files_under(home).iter().any(|p| {
+        p.to_string_lossy()
+            .ends_with(&format!("logs/binlog/{name}"))
+    })
+}
+
 #[test]
 fn the_binlog_follower_archives_rotated_files_and_resumes_after_kill_9_without_a_gap() {
     let t0 = Instant::now();
@@ -87,12 +95,7 @@ fn the_binlog_follower_archives_rotated_files_and_resumes_after_kill_9_without_a
     let src = MariaDb::start(&dir, "source");
     let config = dir.path().join("btar.toml");
     write_config(&config, &region, src.port, "root");
-    let archived = |name: &str| {
-        files_under(&home).iter().any(|p| {
-            p.to_string_lossy()
-                .ends_with(&format!("logs/binlog/{name}"))
-        })
-    };
+    let archived = |name: &str| is_archived(&home, name);
     let wait_archived = |names: &[&str], f: &Follower| {
         let t = Instant::now();
         while !names.iter().all(|n| archived(n)) {
@@ -256,12 +259,7 @@ fn a_binlog_purged_before_it_was_archived_is_named_as_a_gap() {
     let src = MariaDb::start(&dir, "source");
     let config = dir.path().join("btar.toml");
     write_config(&config, &region, src.port, "root");
-    let archived = |name: &str| {
-        files_under(&home).iter().any(|p| {
-            p.to_string_lossy()
-                .ends_with(&format!("logs/binlog/{name}"))
-        })
-    };
+    let archived = |name: &str| is_archived(&home, name);
     let wait_archived = |name: &str, f: &Follower| {
         let t = Instant::now();
         while !archived(name) {

@@ -112,8 +112,7 @@ impl Drop for Streamer {
 }
 
 fn parse_lsn(s: &str) -> u64 {
-    let (a, b) = s.split_once('/').unwrap_or(("0", "0"));
-    (u64::from_str_radix(a, 16).unwrap_or(0) << 32) | u64::from_str_radix(b, 16).unwrap_or(0)
+    btar_engine_pg::restore::parse_lsn(s).unwrap_or(0)
 }
 
 /// A world whose service has a backup in both locations and a `ticks` table.

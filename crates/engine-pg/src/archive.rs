@@ -73,15 +73,7 @@ impl ArchiveIndex {
     /// readable piece was stored, so the window ends at the streamed point. Only a tail readable
     /// from its first byte counts: that is what a restore is handed.
     async fn add_streamed(&mut self, loc: &Location) -> Result<(), PgError> {
-        let pieces: Vec<btar_format::TailPiece> = loc.list_tail_pieces().try_collect().await?;
-        let mut by_file: BTreeMap<(String, String), Vec<btar_format::TailPiece>> = BTreeMap::new();
-        for p in pieces {
-            by_file
-                .entry((p.timeline.clone(), p.name.clone()))
-                .or_default()
-                .push(p);
-        }
-        for ((tli, name), pieces) in by_file {
+        for ((tli, name), pieces) in loc.tails_by_file().await? {
             let (Some(n), Ok(timeline)) = (
                 wal::segment_number(&name, self.seg_size),
                 u32::from_str_radix(&tli, 16),

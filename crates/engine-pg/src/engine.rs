@@ -20,7 +20,7 @@ use crate::{PgError, PgSettings, local, restore, verify, wal};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PgEngine;
 
-fn settings(s: &AgentSettings) -> Result<PgSettings, EngineError> {
+pub(crate) fn settings(s: &AgentSettings) -> Result<PgSettings, EngineError> {
     s.parse::<PgSettings>()
         .map_err(|e| EngineError::Invalid(format!("invalid PostgreSQL settings: {e}")))
 }

@@ -22,7 +22,7 @@ pub struct BackupStop {
     pub tablespace_map: Option<String>,
 }
 
-fn query_err(query: &'static str) -> impl Fn(sqlx::Error) -> PgError {
+pub(crate) fn query_err(query: &'static str) -> impl Fn(sqlx::Error) -> PgError {
     move |e| PgError::Query {
         query,
         message: e.to_string(),

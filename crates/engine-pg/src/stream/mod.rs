@@ -24,7 +24,6 @@ use btar_engine::{
 };
 use btar_region::CancellationToken;
 
-use crate::PgSettings;
 use crate::error::PgError;
 use crate::server::Server;
 use protocol::{ReplicationConn, Streamed, fmt_lsn};
@@ -58,11 +57,6 @@ impl From<PgError> for End {
     }
 }
 
-fn settings(s: &AgentSettings) -> Result<PgSettings, EngineError> {
-    s.parse::<PgSettings>()
-        .map_err(|e| EngineError::Invalid(format!("invalid PostgreSQL settings: {e}")))
-}
-
 #[async_trait::async_trait]
 impl LogStreamer for WalStreamer {
     async fn stream(
@@ -71,7 +65,7 @@ impl LogStreamer for WalStreamer {
         opts: &StreamOptions,
         on_event: &(dyn Fn(StreamEvent) + Send + Sync),
     ) -> Result<(), EngineError> {
-        let pg = settings(settings_)?;
+        let pg = crate::engine::settings(settings_)?;
         let target = crate::conninfo::replication_target(&pg.conninfo, &opts.name)?;
         let mut backoff = Duration::from_secs(1);
         let mut slot_seen = false;
@@ -307,7 +301,6 @@ async fn pump(
     let mut progress = tokio::time::interval(Duration::from_secs(1));
     let mut status = tokio::time::interval(STATUS_EVERY);
     let mut retained = None;
-    let mut reported = 0u64;
     loop {
         tokio::select! {
             m = conn.next() => {
@@ -334,10 +327,10 @@ async fn pump(
                 }
             }
             _ = shared.stored.notified() => {
-                reported = report(conn, shared, false).await?;
+                report(conn, shared, false).await?;
             }
             _ = status.tick() => {
-                reported = report(conn, shared, false).await?;
+                report(conn, shared, false).await?;
                 retained = slot::retained_bytes(server, &opts.name).await.ok().flatten();
                 if retained.is_none() {
                     return Err(End::Retry(format!("replication slot `{}` was dropped", opts.name)));
@@ -352,16 +345,13 @@ async fn pump(
                 }
                 writers.reconcile(&targets.borrow_and_update());
             }
-            _ = opts.cancel.cancelled() => {
-                let _ = reported;
-                return Ok(());
-            }
+            _ = opts.cancel.cancelled() => return Ok(()),
         }
     }
 }
 
 /// Tells the server how far WAL was received and how far the primary location holds it.
-async fn report(conn: &mut ReplicationConn, shared: &Shared, reply: bool) -> Result<u64, End> {
+async fn report(conn: &mut ReplicationConn, shared: &Shared, reply: bool) -> Result<(), End> {
     let (received, flushed) = {
         let st = shared.lock();
         let flushed = st
@@ -375,8 +365,7 @@ async fn report(conn: &mut ReplicationConn, shared: &Shared, reply: bool) -> Res
     };
     conn.report(received, flushed, reply)
         .await
-        .map_err(|e| End::Retry(format!("replication stream: {e}")))?;
-    Ok(flushed)
+        .map_err(|e| End::Retry(format!("replication stream: {e}")))
 }
 
 fn positions(shared: &Shared) -> Vec<StreamPosition> {

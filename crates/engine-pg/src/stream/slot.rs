@@ -6,14 +6,7 @@
 use sqlx::Row;
 
 use crate::error::PgError;
-use crate::server::Server;
-
-fn query_err(query: &'static str) -> impl Fn(sqlx::Error) -> PgError {
-    move |e| PgError::Query {
-        query,
-        message: e.to_string(),
-    }
-}
+use crate::server::{Server, query_err};
 
 /// The slot as the server holds it.
 #[derive(Debug, Clone)]

@@ -6,6 +6,8 @@
 //! is contiguous from byte 0. Once the complete file is archived under `logs/`, its tail is
 //! superseded and deleted.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -104,6 +106,21 @@ impl Location {
         &self,
     ) -> futures::stream::BoxStream<'_, Result<TailPiece, FormatError>> {
         self.list_pieces_under(layout::stream_prefix(&self.service))
+    }
+
+    /// Every tail piece of the location, grouped by log file `(timeline, name)`.
+    pub async fn tails_by_file(
+        &self,
+    ) -> Result<BTreeMap<(String, String), Vec<TailPiece>>, FormatError> {
+        let mut by_file: BTreeMap<(String, String), Vec<TailPiece>> = BTreeMap::new();
+        let mut pieces = self.list_tail_pieces();
+        while let Some(p) = pieces.try_next().await? {
+            by_file
+                .entry((p.timeline.clone(), p.name.clone()))
+                .or_default()
+                .push(p);
+        }
+        Ok(by_file)
     }
 
     /// The pieces of one log file's tail.
@@ -212,17 +229,8 @@ impl Location {
     /// Deletes the tail of every log file the location has archived complete (the streamer does
     /// it as it goes; retention catches what a stopped streamer left). Returns the pieces deleted.
     pub async fn sweep_superseded_tails(&self) -> Result<usize, FormatError> {
-        let pieces: Vec<TailPiece> = self.list_tail_pieces().try_collect().await?;
-        let mut by_file: std::collections::BTreeMap<(String, String), Vec<TailPiece>> =
-            std::collections::BTreeMap::new();
-        for p in pieces {
-            by_file
-                .entry((p.timeline.clone(), p.name.clone()))
-                .or_default()
-                .push(p);
-        }
         let mut deleted = 0;
-        for ((timeline, name), pieces) in by_file {
+        for ((timeline, name), pieces) in self.tails_by_file().await? {
             if self
                 .region
                 .head(&self.log_key(&timeline, &name))
