@@ -8,107 +8,30 @@
 mod common;
 #[path = "common/crash.rs"]
 mod crash_kit;
+#[path = "common/streamer.rs"]
+mod streamer;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use btar_testkit::{PgCluster, as_db_user, describe};
+use btar_testkit::{PgCluster, describe};
 use common::{Backend, SVC, World};
+use streamer::Streamer;
 
-/// `btar log-stream` running for this world; killed when dropped.
-struct Streamer {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Streamer {
-    fn start(w: &World) -> Self {
-        Self::start_with(w, &[])
-    }
-
-    fn start_with(w: &World, extra: &[&str]) -> Self {
-        let mut c = as_db_user(env!("CARGO_BIN_EXE_btar"));
-        c.arg("--config")
-            .arg(&w.config)
-            .args(["--output", "json", "log-stream", "--service", SVC])
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = c.spawn().expect("start btar log-stream");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let s = Self { child, lines };
-        s.wait_for(|v| v["event"] == "started", Duration::from_secs(30));
-        s
-    }
-
-    /// Waits for an event line matching `want`; panics with the lines seen on timeout.
-    fn wait_for(
-        &self,
-        want: impl Fn(&serde_json::Value) -> bool,
-        within: Duration,
-    ) -> serde_json::Value {
-        let end = Instant::now() + within;
-        let mut seen = Vec::new();
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                        && want(&v)
-                    {
-                        return v;
-                    }
-                    seen.push(line);
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no such event from log-stream within {within:?}; saw: {seen:#?}");
-    }
-
-    /// Waits until every location holds the server's WAL up to `lsn` (text, `X/Y`).
-    fn wait_streamed(&self, lsn: &str, regions: usize) {
-        let want = parse_lsn(lsn);
-        self.wait_for(
-            |v| {
-                v["event"] == "progress"
-                    && v["positions"].as_array().is_some_and(|ps| {
-                        ps.len() == regions
-                            && ps
-                                .iter()
-                                .all(|p| p["position"].as_str().map(parse_lsn).unwrap_or(0) >= want)
-                    })
-            },
-            Duration::from_secs(30),
-        );
-    }
-
-    /// SIGKILL to btar itself (not only to the `runuser` that wraps it when tests run as root).
-    fn kill(&mut self) {
-        if let Some(pid) = crash_kit::btar_pid(&self.child) {
-            crash_kit::sigkill(pid);
-            while crash_kit::running(pid) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Streamer {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Waits until every location holds the server's WAL up to `lsn` (text, `X/Y`).
+fn wait_streamed(s: &Streamer, lsn: &str, regions: usize) {
+    let want = parse_lsn(lsn);
+    s.wait_for(
+        |v| {
+            v["event"] == "progress"
+                && v["positions"].as_array().is_some_and(|ps| {
+                    ps.len() == regions
+                        && ps
+                            .iter()
+                            .all(|p| p["position"].as_str().map(parse_lsn).unwrap_or(0) >= want)
+                })
+        },
+        Duration::from_secs(30),
+    );
 }
 
 fn parse_lsn(s: &str) -> u64 {
@@ -158,13 +81,13 @@ fn ids(pg: &PgCluster) -> Vec<i32> {
 #[test]
 fn a_fork_from_the_secondary_recovers_what_was_streamed_before_the_disaster() {
     let mut w = world();
-    let s = Streamer::start(&w);
+    let s = Streamer::start(&w.config, SVC, &[]);
     for id in 1..=30 {
         tick(w.pg(), id);
         std::thread::sleep(Duration::from_millis(100));
     }
     let lsn = current_lsn(w.pg());
-    s.wait_streamed(&lsn, 2);
+    wait_streamed(&s, &lsn, 2);
     // The lag report's stream positions and the window of the secondary reach the streamed point.
     let listed = w.btar_json(&["backup", "list", SVC]);
     let last_commit = w.pg().psql("SELECT max(at) FROM ticks");
@@ -193,12 +116,12 @@ fn a_fork_from_the_secondary_recovers_what_was_streamed_before_the_disaster() {
 #[test]
 fn streamed_wal_on_s3_regions_serves_a_fork_after_the_disaster() {
     let mut w = world_on(Backend::S3);
-    let s = Streamer::start(&w);
+    let s = Streamer::start(&w.config, SVC, &[]);
     for id in 1..=10 {
         tick(w.pg(), id);
         std::thread::sleep(Duration::from_millis(100));
     }
-    s.wait_streamed(&current_lsn(w.pg()), 2);
+    wait_streamed(&s, &current_lsn(w.pg()), 2);
     disaster(&mut w);
     drop(s);
     let (r, _) = w.restore("from-away", &["--region", "away"]);
@@ -208,11 +131,11 @@ fn streamed_wal_on_s3_regions_serves_a_fork_after_the_disaster() {
 #[test]
 fn a_killed_streamer_resumes_from_its_slot_and_a_blocked_secondary_catches_up() {
     let mut w = world();
-    let mut s = Streamer::start(&w);
+    let mut s = Streamer::start(&w.config, SVC, &[]);
     for id in 1..=5 {
         tick(w.pg(), id);
     }
-    s.wait_streamed(&current_lsn(w.pg()), 2);
+    wait_streamed(&s, &current_lsn(w.pg()), 2);
     s.kill();
     // While it is down the slot keeps the WAL on the server.
     for id in 6..=10 {
@@ -224,7 +147,7 @@ fn a_killed_streamer_resumes_from_its_slot_and_a_blocked_secondary_catches_up() 
     assert_eq!(slot, "1");
     // The secondary cannot be written for a while: the streamer keeps the primary current and
     // retries the secondary.
-    let s = Streamer::start(&w);
+    let s = Streamer::start(&w.config, SVC, &[]);
     let away = w.dir.path().join("store-away");
     set_mode(&away, 0o000);
     for id in 11..=15 {
@@ -246,7 +169,7 @@ fn a_killed_streamer_resumes_from_its_slot_and_a_blocked_secondary_catches_up() 
         Duration::from_secs(30),
     );
     set_mode(&away, 0o700);
-    s.wait_streamed(&lsn, 2);
+    wait_streamed(&s, &lsn, 2);
     disaster(&mut w);
     drop(s);
     let (r, _) = w.restore("from-away", &["--region", "away"]);
@@ -256,9 +179,9 @@ fn a_killed_streamer_resumes_from_its_slot_and_a_blocked_secondary_catches_up() 
 #[test]
 fn a_dropped_slot_is_reported_as_a_gap_and_made_anew() {
     let mut w = world();
-    let s = Streamer::start(&w);
+    let s = Streamer::start(&w.config, SVC, &[]);
     tick(w.pg(), 1);
-    s.wait_streamed(&current_lsn(w.pg()), 2);
+    wait_streamed(&s, &current_lsn(w.pg()), 2);
     // An operator drops the slot: its walsender first, then the slot, before the streamer is back.
     w.pg().psql(
         "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'btar_orders'; \
@@ -269,7 +192,7 @@ fn a_dropped_slot_is_reported_as_a_gap_and_made_anew() {
     s.wait_for(|v| v["event"] == "started", Duration::from_secs(30));
     // Streaming goes on from the new slot: what is committed now reaches the secondary.
     tick(w.pg(), 2);
-    s.wait_streamed(&current_lsn(w.pg()), 2);
+    wait_streamed(&s, &current_lsn(w.pg()), 2);
     disaster(&mut w);
     drop(s);
     let (r, _) = w.restore("from-away", &["--region", "away"]);
@@ -279,7 +202,7 @@ fn a_dropped_slot_is_reported_as_a_gap_and_made_anew() {
 #[test]
 fn synchronous_commits_return_only_once_stored_in_the_primary_location() {
     let mut w = world();
-    let mut s = Streamer::start_with(&w, &["--synchronous"]);
+    let mut s = Streamer::start(&w.config, SVC, &["--synchronous"]);
     w.pg()
         .psql("ALTER SYSTEM SET synchronous_standby_names = 'btar_orders'");
     w.pg().psql("SELECT pg_reload_conf()");

@@ -2,8 +2,8 @@
 //! `btar up --engine mysql` (issue 13): the embedded default with a MariaDB of its own. The first
 //! run installs a MariaDB on a free loopback port under the directory (root reachable only with
 //! the generated password), takes a backup and copies it to the secondary region. Serving, it
-//! follows the binlog: a rotated file reaches both regions within seconds, and a fork from the
-//! secondary holds the rows written before the rotation. SIGTERM stops the MariaDB, the fork and
+//! follows the binlog (a rotated file reaches both regions within seconds) and streams the open
+//! file, and a fork from the secondary holds the rows written since the rotation too. SIGTERM stops the MariaDB, the fork and
 //! the binlog receiver it started. A directory set up for one engine refuses the other.
 
 mod common;
@@ -36,6 +36,21 @@ fn archived_in(region: &Path, name: &str) -> bool {
         p.to_string_lossy()
             .ends_with(&format!("logs/binlog/{name}"))
     })
+}
+
+/// How far the streamed tail of binlog file `name` in a region reaches (the furthest piece end;
+/// keys name their byte range in hexadecimal).
+fn streamed_in(region: &Path, name: &str) -> u64 {
+    let dir = format!("stream/binlog/{name}/");
+    files_under(region)
+        .iter()
+        .filter_map(|p| {
+            let p = p.to_string_lossy();
+            let range = p.split_once(&dir)?.1;
+            u64::from_str_radix(range.split_once('-')?.1, 16).ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 fn mariadbd_running(data_dir: &Path) -> bool {
@@ -109,7 +124,11 @@ fn up_mysql_backs_up_follows_the_binlog_to_both_regions_and_stops_what_it_starte
     } = up_serving(&["--dir", &d]);
     let db = MariaDb::adopt(&mysql_dir, port);
     let sql = |q: &str| db.try_sql_as_root(Some(&password), q).unwrap();
-    assert!(serving.contains("the binlog is followed"), "{serving}");
+    assert!(
+        serving.contains("the binlog is streamed")
+            && serving.contains("archived as each file closes"),
+        "{serving}"
+    );
     // The rest of the output (follower events) is read so btar never blocks on a full pipe.
     let said = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
 
@@ -142,10 +161,26 @@ fn up_mysql_backs_up_follows_the_binlog_to_both_regions_and_stops_what_it_starte
         t.elapsed()
     );
     let receiver = format!("--port={}", db.port);
-    assert!(
-        !processes_with(&["mariadb-binlog", &receiver]).is_empty(),
-        "no binlog receiver while serving"
+    assert_eq!(
+        processes_with(&["mariadb-binlog", &receiver]).len(),
+        2,
+        "not one follower and one streamer receiving while serving"
     );
+    // The file now being written reaches both regions as a streamed tail, without a rotation.
+    sql("INSERT INTO shop.items VALUES (4, 'in the open file')");
+    let status = sql("SHOW MASTER STATUS");
+    let mut status = status.split('\t');
+    let open = status.next().unwrap().to_string();
+    let written: u64 = status.next().unwrap().parse().unwrap();
+    let t = Instant::now();
+    while streamed_in(&home, &open).min(streamed_in(&away, &open)) < written {
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = up.kill();
+            panic!("no streamed tail of {open} in both regions within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("{open} streamed to both regions within {:?}", t.elapsed());
 
     // A fork from the secondary, made while btar up serves, holds the rows of the rotated file.
     let c = data.join("btar.toml");
@@ -166,7 +201,7 @@ fn up_mysql_backs_up_follows_the_binlog_to_both_regions_and_stops_what_it_starte
     assert_eq!(
         fork.try_sql_as_root(Some(&password), "SELECT COUNT(*), MAX(v) FROM shop.items")
             .unwrap(),
-        "3\twhile serving"
+        "4\twhile serving"
     );
 
     // The API answers with the token `btar up` wrote.

@@ -45,6 +45,48 @@ pub async fn fetch(loc: &Location, name: &str, dest: &Path) -> Result<bool, Engi
     Ok(loc.fetch_log_file_to(&fam, name, dest).await?)
 }
 
+/// Where a binlog file a restore replays came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Archive,
+    /// The streamed tail of a file not archived yet: what the server had written of it, up to
+    /// its last whole transaction, a second or so before the streamer last stored it.
+    Tail,
+}
+
+/// Fetches binlog file `name` into `dest` from the archive, or else from its streamed tail;
+/// `None` when the location has neither. A tail is deleted only once its file is archived, so
+/// the archive is asked again when the tail is gone: a file archived meanwhile is not missed.
+pub async fn fetch_or_tail(
+    loc: &Location,
+    name: &str,
+    dest: &Path,
+) -> Result<Option<Source>, EngineError> {
+    if fetch(loc, name, dest).await? {
+        return Ok(Some(Source::Archive));
+    }
+    let fam = family(name)?;
+    if let Some(t) = loc.read_tail(&fam, name).await? {
+        btar_format::deliver_file(t.bytes, dest).await?;
+        return Ok(Some(Source::Tail));
+    }
+    Ok(fetch(loc, name, dest).await?.then_some(Source::Archive))
+}
+
+/// How much of binlog file `name` the location's streamed tail holds (bytes from 0), and when its
+/// newest piece was stored; `None` without a tail.
+pub async fn tail_extent(
+    loc: &Location,
+    name: &str,
+) -> Result<Option<(u64, chrono::DateTime<chrono::Utc>)>, EngineError> {
+    let pieces = loc.tail_pieces(&family(name)?, name).await?;
+    let run = btar_format::covering(&pieces);
+    Ok(run.last().map(|last| {
+        let stored = run.iter().map(|p| p.last_modified).max();
+        (last.end, stored.unwrap_or(last.last_modified))
+    }))
+}
+
 /// The archived binlog files of one family from a backup's file onward, and where the gap-free run
 /// from that file ends.
 #[derive(Debug, Clone)]

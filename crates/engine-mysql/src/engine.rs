@@ -6,7 +6,8 @@ use std::sync::Arc;
 use btar_engine::log::NumberedFiles;
 use btar_engine::{
     AgentSettings, BackupOptions, BackupPoint, Engine, EngineError, EngineKind, LocalServer,
-    LogFollower, LogSequence, Progress, PushedLog, RestoreOutcome, RestoreRequest, Window,
+    LogFollower, LogSequence, LogStreamer, Progress, PushedLog, RestoreOutcome, RestoreRequest,
+    Window,
 };
 use btar_format::verify::Problem;
 use btar_format::{BackupWriter, Location, Manifest};
@@ -141,6 +142,10 @@ impl Engine for MysqlEngine {
 
     fn log_follower(&self) -> Option<&dyn LogFollower> {
         Some(&BinlogFollower)
+    }
+
+    fn log_streamer(&self) -> Option<&dyn LogStreamer> {
+        Some(&crate::stream::BinlogStreamer)
     }
 
     fn local_server(&self) -> Option<&dyn LocalServer> {

@@ -17,8 +17,6 @@
 //! connection of the same service when the next one registers.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use btar_engine::log::NumberedFiles;
@@ -28,12 +26,11 @@ use btar_engine::{
 };
 use btar_format::Location;
 use futures::TryStreamExt;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::MysqlSettings;
 use crate::binlog;
-use crate::tools::{Conn, program, query};
+use crate::receiver::{Receiver, Role};
+use crate::tools::{program, query};
 
 /// The first wait before `mariadb-binlog` is started again; doubled up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_secs(1);
@@ -44,8 +41,6 @@ const STEADY: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(250);
 /// Held by the one follower using a spool directory.
 const LOCK: &str = "follow.lock";
-/// Lines of `mariadb-binlog`'s stderr kept for the message when it ends.
-const TAIL: usize = 8;
 
 /// Follows a MariaDB server's binlog into a location.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,14 +81,6 @@ struct Follower<'a> {
     on_event: &'a (dyn Fn(FollowEvent) + Send + Sync),
 }
 
-/// A running `mariadb-binlog` and what it needs while it runs.
-struct Receiver {
-    child: Child,
-    /// The option file with the password, kept until the process has read it.
-    _conn: Conn,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
 impl Follower<'_> {
     async fn run(self) -> Result<(), EngineError> {
         let _lock = open_spool(&self.dir)?;
@@ -112,8 +99,7 @@ impl Follower<'_> {
                 Ok(mut rx) => {
                     let started = Instant::now();
                     let ended = self.watch(&mut rx, &mut resume).await;
-                    let _ = rx.child.start_kill();
-                    let _ = rx.child.wait().await;
+                    rx.stop().await;
                     if started.elapsed() >= STEADY {
                         delay = FIRST_DELAY;
                     }
@@ -168,54 +154,17 @@ impl Follower<'_> {
         for path in stale {
             remove(&path)?;
         }
-        let conn = Conn::new(&self.s)?;
-        let mut cmd = match setpriv() {
-            Some(sp) => {
-                let mut c = Command::new(sp);
-                c.args(["--pdeathsig", "KILL", "--"]).arg(tool);
-                c
-            }
-            None => Command::new(tool),
-        };
-        cmd.args(&conn.args)
-            .args(["--read-from-remote-server", "--raw", "--stop-never"])
-            .arg(format!(
-                "--stop-never-slave-server-id={}",
-                replica_id(self.loc.service())
-            ))
-            .arg(format!("--result-file={}/", self.dir.display()))
-            .arg(&from)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| EngineError::Failed(format!("cannot run {}: {e}", tool.display())))?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        if let Some(err) = child.stderr.take() {
-            let tail = stderr.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    tracing::warn!(line = %l, "mariadb-binlog");
-                    if let Ok(mut t) = tail.lock() {
-                        if t.len() == TAIL {
-                            t.remove(0);
-                        }
-                        t.push(l);
-                    }
-                }
-            });
-        }
+        let rx = Receiver::spawn(
+            &self.s,
+            tool,
+            &self.dir,
+            &from,
+            self.loc.service(),
+            Role::Follower,
+        )?;
         tracing::info!(service = self.loc.service(), from = %from, server = %self.s.describe(), "following the binlog");
         (self.on_event)(FollowEvent::Started { from });
-        Ok(Receiver {
-            child,
-            _conn: conn,
-            stderr,
-        })
+        Ok(rx)
     }
 
     /// Archives complete files while the receiver runs. `None` when cancelled; otherwise why the
@@ -230,23 +179,7 @@ impl Follower<'_> {
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => return Ok(None),
-                status = rx.child.wait() => {
-                    // Let the stderr reader take the last lines.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    let tail = rx.stderr.lock().map(|t| t.join(" | ")).unwrap_or_default();
-                    let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                    // Restarting cannot help an account without the replication privilege.
-                    if tail.contains("Access denied") || tail.contains("REPLICATION SLAVE") {
-                        return Err(EngineError::Invalid(format!(
-                            "mariadb-binlog ended ({status}): {tail}: the account in [service.mysql] needs REPLICATION SLAVE (and BINLOG MONITOR)"
-                        )));
-                    }
-                    return Ok(Some(if tail.is_empty() {
-                        format!("mariadb-binlog ended ({status})")
-                    } else {
-                        format!("mariadb-binlog ended ({status}): {tail}")
-                    }));
-                }
+                reason = rx.ended() => return reason.map(Some),
                 _ = tick.tick() => self.drain(resume).await?,
             }
         }
@@ -284,7 +217,7 @@ impl Follower<'_> {
 }
 
 /// Creates the spool directory (0700) and takes its lock.
-fn open_spool(dir: &Path) -> Result<std::fs::File, EngineError> {
+pub(crate) fn open_spool(dir: &Path) -> Result<std::fs::File, EngineError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |what: &str, e: std::io::Error| {
         EngineError::Failed(format!("binlog spool {}: {what}: {e}", dir.display()))
@@ -301,7 +234,7 @@ fn open_spool(dir: &Path) -> Result<std::fs::File, EngineError> {
     match lock.try_lock() {
         Ok(()) => Ok(lock),
         Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Invalid(format!(
-            "another binlog follower uses {}: one follower per spool directory",
+            "another btar process receives the binlog into {}: one follower or streamer per spool directory (give each its own --spool-dir)",
             dir.display()
         ))),
         Err(std::fs::TryLockError::Error(e)) => Err(io("locking", e)),
@@ -309,7 +242,7 @@ fn open_spool(dir: &Path) -> Result<std::fs::File, EngineError> {
 }
 
 /// The binlog files in the spool, in order.
-fn spooled(dir: &Path) -> Result<Vec<(btar_engine::LogPosition, PathBuf)>, EngineError> {
+pub(crate) fn spooled(dir: &Path) -> Result<Vec<(btar_engine::LogPosition, PathBuf)>, EngineError> {
     let rd = std::fs::read_dir(dir)
         .map_err(|e| EngineError::Failed(format!("listing binlog spool {}: {e}", dir.display())))?;
     let mut files: Vec<_> = rd
@@ -375,7 +308,7 @@ fn receive_from(
     (NumberedFiles.name_of(start, from), stale)
 }
 
-fn remove(path: &Path) -> Result<(), EngineError> {
+pub(crate) fn remove(path: &Path) -> Result<(), EngineError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -387,7 +320,7 @@ fn remove(path: &Path) -> Result<(), EngineError> {
 }
 
 /// The server's binlog files, oldest first (`SHOW BINARY LOGS`).
-async fn server_binlogs(s: &MysqlSettings) -> Result<Vec<String>, EngineError> {
+pub(crate) async fn server_binlogs(s: &MysqlSettings) -> Result<Vec<String>, EngineError> {
     let out = query(s, "SHOW BINARY LOGS").await.map_err(|e| match e {
         EngineError::Failed(m) if m.contains("not using binary logging") => {
             EngineError::Invalid(format!(
@@ -412,7 +345,10 @@ async fn server_binlogs(s: &MysqlSettings) -> Result<Vec<String>, EngineError> {
 }
 
 /// The first file after the archive's gap-free run of family `fam`; `None` when none is archived.
-async fn archived_resume(loc: &Location, fam: &str) -> Result<Option<String>, EngineError> {
+pub(crate) async fn archived_resume(
+    loc: &Location,
+    fam: &str,
+) -> Result<Option<String>, EngineError> {
     let logs: Vec<(String, String)> = loc
         .list_logs()
         .map_ok(|o| (o.timeline, o.name))
@@ -429,14 +365,14 @@ async fn archived_resume(loc: &Location, fam: &str) -> Result<Option<String>, En
 
 /// Where a receiver starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Start {
-    from: String,
+pub(crate) struct Start {
+    pub(crate) from: String,
     /// Files the archive needs that the server has purged: first and last.
-    gap: Option<(String, String)>,
+    pub(crate) gap: Option<(String, String)>,
 }
 
 /// Where to start given the server's files (oldest first) and the first file not archived.
-fn start_at(server: &[String], resume: Option<&str>) -> Result<Start, EngineError> {
+pub(crate) fn start_at(server: &[String], resume: Option<&str>) -> Result<Start, EngineError> {
     let (Some(oldest), Some(newest)) = (server.first(), server.last()) else {
         return Err(EngineError::Invalid(
             "the server lists no binary logs".into(),
@@ -470,26 +406,6 @@ fn start_at(server: &[String], resume: Option<&str>) -> Result<Start, EngineErro
         from: resume.to_string(),
         gap: None,
     })
-}
-
-/// The replica server id `mariadb-binlog` registers with: stable per service, in the upper half of
-/// the id space where real replicas rarely are, so that a new receiver of the same service replaces
-/// a stale one and receivers of different services do not.
-fn replica_id(service: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in service.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h | 0x8000_0000
-}
-
-/// util-linux's `setpriv`, which makes `mariadb-binlog` die with btar.
-fn setpriv() -> Option<PathBuf> {
-    ["/usr/bin/setpriv", "/bin/setpriv"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
@@ -592,15 +508,8 @@ mod tests {
         let mode = std::fs::metadata(&spool).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         let e = open_spool(&spool).unwrap_err().to_string();
-        assert!(e.contains("another binlog follower"), "{e}");
+        assert!(e.contains("another btar process"), "{e}");
         drop(held);
         assert!(open_spool(&spool).is_ok());
-    }
-
-    #[test]
-    fn replica_ids_are_stable_per_service_and_high() {
-        assert_eq!(replica_id("shop"), replica_id("shop"));
-        assert_ne!(replica_id("shop"), replica_id("orders"));
-        assert!(replica_id("shop") >= 0x8000_0000);
     }
 }

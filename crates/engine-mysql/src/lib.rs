@@ -13,19 +13,22 @@
 //!
 //! The continuous binlog archive (`btar log-follow`, the `follow` module) receives the binlog with
 //! `mariadb-binlog --read-from-remote-server --raw --stop-never` and archives each file once the
-//! server has rotated past it; the open file is recoverable only once rotated.
+//! server has rotated past it. The streamer (`btar log-stream`, the `stream` module) stores the
+//! file the server is still writing in every location within about a second, cut after whole
+//! transactions, as a tail the archived file later supersedes; a restore replays it after the
+//! archived files.
 //!
 //! `btar up --engine mysql` runs a local MariaDB of its own ([`LocalMariaDb`], the `local` module).
-//!
-//! Not yet: the open binlog file shipped as it is written (seconds-level RPO).
 
 mod backup;
 mod binlog;
 mod engine;
 mod follow;
 mod local;
+mod receiver;
 mod replay;
 mod restore;
+mod stream;
 mod target;
 mod tools;
 pub mod xbstream;
@@ -34,6 +37,7 @@ pub use backup::{BinlogPoint, MysqlMeta};
 pub use engine::MysqlEngine;
 pub use follow::BinlogFollower;
 pub use local::LocalMariaDb;
+pub use stream::BinlogStreamer;
 
 /// Engine name stored in service descriptors and manifests.
 pub const ENGINE: &str = "mysql";

@@ -26,13 +26,13 @@ use crate::target::{self, BinlogTarget, Gtid, GtidSet};
 use crate::tools::{Conn, program};
 
 /// The binlog file magic, then events of a 19-byte common header each.
-const MAGIC: &[u8; 4] = b"\xfebin";
-const HEADER: u64 = 19;
+pub(crate) const MAGIC: &[u8; 4] = b"\xfebin";
+pub(crate) const HEADER: u64 = 19;
 /// Event types that carry changes: QUERY_EVENT, XID_EVENT (a commit) and MariaDB's GTID_EVENT (one
 /// per transaction).
-const QUERY_EVENT: u8 = 2;
-const XID_EVENT: u8 = 16;
-const GTID_EVENT: u8 = 162;
+pub(crate) const QUERY_EVENT: u8 = 2;
+pub(crate) const XID_EVENT: u8 = 16;
+pub(crate) const GTID_EVENT: u8 = 162;
 /// Events that are no part of a transaction: one ends before them.
 const STOP_EVENT: u8 = 3;
 const ROTATE_EVENT: u8 = 4;
@@ -40,9 +40,9 @@ const FORMAT_DESCRIPTION_EVENT: u8 = 15;
 const BINLOG_CHECKPOINT_EVENT: u8 = 161;
 const GTID_LIST_EVENT: u8 = 163;
 /// GTID_EVENT's post-header: sequence number (8 bytes), domain (4), flags (1).
-const GTID_BODY: u64 = 13;
+pub(crate) const GTID_BODY: u64 = 13;
 /// The GTID_EVENT flag of a transaction of one statement (DDL), with no BEGIN/COMMIT around it.
-const FL_STANDALONE: u8 = 1;
+pub(crate) const FL_STANDALONE: u8 = 1;
 
 /// One event of a binlog file, from its common header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +145,8 @@ pub struct Plan {
     /// Time of the last replayed event that changes data (a transaction or a statement); `None`
     /// when none does.
     pub last_change: Option<DateTime<Utc>>,
+    /// The newest file replayed from its streamed tail (not archived yet), if any.
+    pub streamed: Option<String>,
 }
 
 fn at_second(t: i64) -> Option<DateTime<Utc>> {
@@ -211,7 +213,8 @@ fn group_end(evs: &[Event], i: usize) -> Option<(usize, u64)> {
 }
 
 /// Fetches the binlog files from `point` (a backup's consistent point, reached at `point_time`) to
-/// `target` into `into`, refusing a gap on the way (naming the missing file). Files past the
+/// `target` into `into`, refusing a gap on the way (naming the missing file). After the archived
+/// run come the streamed tails of files not archived yet (see [`binlog::fetch_or_tail`]). Files past the
 /// target are not fetched. A time target is reached only when an archived event is stamped at or
 /// after it (a closed file ends with its rotation's event), or when it is not after the backup
 /// itself: otherwise changes before it may sit in a binlog not archived yet, and the target is
@@ -306,6 +309,7 @@ pub async fn plan(
         reached: point.clone(),
         last_event: None,
         last_change: None,
+        streamed: None,
     };
     if let Stop::Gtids { want, done } = &stop
         && done.len() == want.len()
@@ -317,8 +321,18 @@ pub async fn plan(
     loop {
         let name = seq.name_of(&point.file, n);
         let path = into.join(&name);
-        let present = n < run.end && binlog::fetch(loc, &name, &path).await?;
-        if !present {
+        // Past the archived run, the file the server was writing when the streamer last stored it.
+        let source = if n < run.end {
+            binlog::fetch(loc, &name, &path)
+                .await?
+                .then_some(binlog::Source::Archive)
+        } else {
+            binlog::fetch_or_tail(loc, &name, &path).await?
+        };
+        if source == Some(binlog::Source::Tail) {
+            plan.streamed = Some(name.clone());
+        }
+        if source.is_none() {
             let newest = run
                 .files
                 .values()

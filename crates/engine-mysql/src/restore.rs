@@ -50,7 +50,7 @@ pub struct Survey {
 
 /// Every sound backup of the location (oldest first), the damaged ones apart. The window runs from
 /// the oldest backup's end to the end of the binlog archive reachable from the newest backup without
-/// crossing a gap: the time of the last event of the last file of that run (its header read after
+/// crossing a gap, and on through the streamed tails of the files after it: the time of the last event of the last file of that run (its header read after
 /// fetching it, when it is at most [`EXACT_END_BYTES`]; else that file's archive time, an upper
 /// bound a restore then checks against the events), or the newest backup's end when none is
 /// archived.
@@ -90,6 +90,21 @@ pub async fn window(loc: &Location) -> Result<Survey, EngineError> {
             archive_end = Some(t);
         }
         gap = run.gap;
+        // Past a gap-free archive: the files whose streamed tails the location holds.
+        let mut n = run.end;
+        while gap.is_none() {
+            let name = NumberedFiles.name_of(&meta.binlog.file, n);
+            let Some((len, stored_at)) = binlog::tail_extent(loc, &name).await? else {
+                break;
+            };
+            archive_end = Some(stored_at);
+            if len <= EXACT_END_BYTES
+                && let Some(t) = last_event_time(loc, &name).await?
+            {
+                archive_end = Some(t);
+            }
+            n += 1;
+        }
     }
     let window = Window {
         region: loc.region().name().into(),
@@ -109,14 +124,15 @@ pub async fn window(loc: &Location) -> Result<Survey, EngineError> {
 /// time of their last event for the window's end.
 pub const EXACT_END_BYTES: u64 = 16 << 20;
 
-/// The time of the last event of an archived binlog file; `None` when it is gone or holds none.
+/// The time of the last event of a binlog file, archived or streamed; `None` when it is gone or
+/// holds none.
 async fn last_event_time(loc: &Location, name: &str) -> Result<Option<DateTime<Utc>>, EngineError> {
     let tmp = tempfile::Builder::new()
         .prefix("btar-binlog-end-")
         .tempdir()
         .map_err(|e| EngineError::Failed(format!("temporary directory: {e}")))?;
     let path = tmp.path().join(name);
-    if !binlog::fetch(loc, name, &path).await? {
+    if binlog::fetch_or_tail(loc, name, &path).await?.is_none() {
         return Ok(None);
     }
     let evs = tokio::task::spawn_blocking(move || replay::events(&path, 0))
@@ -620,6 +636,7 @@ pub async fn run(
         };
         tracing::info!(
             files = plan.files.len(),
+            streamed = plan.streamed.as_deref().unwrap_or(""),
             from = %meta.binlog,
             to = %plan.reached,
             gtid = plan.reached.gtid.as_deref().unwrap_or(""),

@@ -103,6 +103,17 @@ pub async fn fetch(loc: &Location, name: &str, dest: &Path) -> Result<bool, PgEr
     if let Some(tail) = loc.read_tail(timeline, name).await?
         && !tail.bytes.is_empty()
     {
+        if tail.file_len == btar_format::OPEN_ENDED || tail.file_len > MAX_SEGMENT {
+            return Err(btar_format::FormatError::Damaged {
+                region: loc.region().name().into(),
+                key: name.into(),
+                reason: format!(
+                    "its streamed tail claims a segment of {} bytes",
+                    tail.file_len
+                ),
+            }
+            .into());
+        }
         let mut bytes = tail.bytes;
         bytes.resize(tail.file_len.max(bytes.len() as u64) as usize, 0);
         btar_format::deliver_file(bytes, dest).await?;
@@ -110,6 +121,9 @@ pub async fn fetch(loc: &Location, name: &str, dest: &Path) -> Result<bool, PgEr
     }
     Ok(loc.fetch_log_to(timeline, name, dest).await?)
 }
+
+/// The largest WAL segment PostgreSQL allows (`initdb --wal-segsize=1024`).
+const MAX_SEGMENT: u64 = 1 << 30;
 
 /// `initdb`'s default `--wal-segsize`; what a location without a backup (so without a recorded
 /// segment size) is numbered by.

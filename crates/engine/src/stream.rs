@@ -37,6 +37,9 @@ pub struct StreamOptions {
     /// The locations to write to; the caller may change them while streaming (a region enabled or
     /// disabled): the streamer reads the newest value before each piece.
     pub targets: tokio::sync::watch::Receiver<Vec<StreamTarget>>,
+    /// A private local directory for an engine whose log is received into files first (a MariaDB
+    /// binlog); one streamer per directory.
+    pub spool_dir: std::path::PathBuf,
     pub cancel: CancellationToken,
 }
 

@@ -28,7 +28,9 @@ mod writer;
 
 pub use chunk::{ChunkId, ChunkIdKey};
 pub use error::FormatError;
-pub use location::{Location, LogObject, LogPut, Tail, TailPiece, covering, deliver_file};
+pub use location::{
+    Location, LogObject, LogPut, OPEN_ENDED, Tail, TailPiece, covering, deliver_file,
+};
 pub use log_file::LogReader;
 pub use manifest::{Extent, FileEntry, FileKind, Manifest, backup_name_at, time_of_backup_name};
 pub use pack::PackId;

@@ -12,7 +12,7 @@ use crate::seal::{self, Body, Kind, OpenError, Sealer};
 use crate::service::ServiceDescriptor;
 
 mod tail;
-pub use tail::{Tail, TailPiece, covering};
+pub use tail::{OPEN_ENDED, Tail, TailPiece, covering};
 
 /// Largest chunk plaintext a reader accepts.
 pub const MAX_CHUNK: usize = 64 << 20;

@@ -31,6 +31,10 @@ pub struct StreamArgs {
     /// WAL is durable in the primary location (RPO 0 there) — and waits for that store each time.
     #[arg(long)]
     synchronous: bool,
+    /// Local directory a MariaDB binlog is received into while it is streamed (created 0700; one
+    /// streamer per directory); default `btar-stream-<service>` beside the config.
+    #[arg(long)]
+    spool_dir: Option<std::path::PathBuf>,
 }
 
 /// One event line on stdout. A reader that went away (a closed pipe) must not stop the streamer.
@@ -93,6 +97,7 @@ impl StreamArgs {
             name: self.name,
             min_interval: Duration::from_millis(self.min_interval_ms),
             synchronous: self.synchronous,
+            spool_dir: self.spool_dir,
         };
         stream(ctx, self.service.as_deref(), how).await?;
         Ok(ExitCode::SUCCESS)
@@ -105,6 +110,7 @@ pub struct How {
     pub name: Option<String>,
     pub min_interval: Duration,
     pub synchronous: bool,
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl How {
@@ -114,18 +120,19 @@ impl How {
             name: None,
             min_interval: Duration::from_millis(200),
             synchronous: false,
+            spool_dir: None,
         }
     }
 }
 
 /// Streams the log of `service` into its locations until `ctx.cancel` (`btar log-stream`, and
-/// `btar up` while it serves a PostgreSQL), recording each location's position in the catalog and
+/// `btar up` while it serves), recording each location's position in the catalog and
 /// printing one line per event.
 pub async fn stream(ctx: &Ctx, service: Option<&str>, how: How) -> anyhow::Result<()> {
     let (svc, engine, settings) = ctx.agent_of(service)?;
     let Some(streamer) = engine.log_streamer() else {
         return Err(EngineError::Invalid(format!(
-            "btar cannot stream the log of {} yet (service `{}`); its log is archived by `btar log-follow`",
+            "btar cannot stream the log of {} (service `{}`)",
             svc.engine.product(),
             svc.name
         ))
@@ -168,6 +175,13 @@ pub async fn stream(ctx: &Ctx, service: Option<&str>, how: How) -> anyhow::Resul
         min_interval: how.min_interval,
         synchronous: how.synchronous,
         targets: rx,
+        spool_dir: how.spool_dir.unwrap_or_else(|| {
+            ctx.cfg
+                .path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(format!("btar-stream-{}", svc.name))
+        }),
         cancel: ctx.cancel.clone(),
     };
     if opts.synchronous {
@@ -203,7 +217,13 @@ pub async fn stream(ctx: &Ctx, service: Option<&str>, how: How) -> anyhow::Resul
             } => (
                 json!({"event": "started", "timeline": timeline, "from": from, "slot_created": slot_created}),
                 format!(
-                    "streaming from {from} on timeline {timeline}{}",
+                    "streaming from {from}{}{}",
+                    // Timelines are PostgreSQL's; a binlog has none.
+                    if *timeline > 0 {
+                        format!(" on timeline {timeline}")
+                    } else {
+                        String::new()
+                    },
                     if *slot_created {
                         " (replication slot created)"
                     } else {

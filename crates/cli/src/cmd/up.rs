@@ -109,49 +109,46 @@ impl UpArgs {
             let cp = ctx.control().await?;
             let serving =
                 super::server::serve(&ctx, cp, listener, Roles::default(), |addr, token| {
-                    let logs = if follows {
-                        format!(
+                    let logs = match (follows, streams) {
+                        (true, true) => format!(
+                            "the binlog is streamed to `{HOME}` and `{AWAY}` as it is written (within about a second), archived as each file closes and shipped to `{AWAY}`"
+                        ),
+                        (true, false) => format!(
                             "the binlog is followed, archived and shipped to `{AWAY}` as each file closes"
-                        )
-                    } else if streams {
-                        format!(
+                        ),
+                        (false, true) => format!(
                             "WAL is streamed to `{HOME}` and `{AWAY}` as it is written (within about a second) and shipped to `{AWAY}` as it is archived"
-                        )
-                    } else {
-                        format!("WAL is shipped to `{AWAY}` as it is archived")
+                        ),
+                        (false, false) => format!("WAL is shipped to `{AWAY}` as it is archived"),
                     };
                     format!(
                         "serving: API {addr}/v1 (Authorization: Bearer {token}), console {addr}/, \
                          metrics {addr}/metrics; {logs}. Ctrl-C stops."
                     )
                 });
-            if streams {
-                // The WAL streamer beside the server (`btar log-stream`'s loop). A demo whose
-                // streamer cannot start still archives and ships complete segments, so its failure
-                // is said and `btar up` goes on serving.
-                let streaming = async {
+            // The streamer beside the server (`btar log-stream`'s loop). A demo whose streamer
+            // cannot start still archives and ships complete files, so its failure is said and
+            // `btar up` goes on serving.
+            let streaming = async {
+                if streams {
                     let how = super::log_stream::How::default_for_up();
                     if let Err(e) = super::log_stream::stream(&ctx, Some(&svc.name), how).await {
-                        tracing::error!(error = %format!("{e:#}"), "the WAL streamer stopped; WAL still reaches the regions when each segment is archived");
-                        eprintln!("btar up: the WAL streamer stopped ({e:#}); WAL still reaches the regions as each segment is archived");
+                        tracing::error!(error = %format!("{e:#}"), "the log streamer stopped; the log still reaches the regions as each file is archived");
+                        eprintln!("btar up: the log streamer stopped ({e:#}); the log still reaches the regions as each file is archived");
                     }
-                    Ok::<_, anyhow::Error>(())
-                };
-                let (code, _) = tokio::try_join!(serving, streaming)?;
-                return Ok(code);
-            }
-            if !follows {
-                return serving.await;
-            }
+                }
+                Ok::<_, anyhow::Error>(())
+            };
             // The binlog follower beside the server: it stops with the same cancellation, and a
             // failure it cannot retry (bad settings, a refused push) stops `btar up` — a demo
             // that silently archives nothing would promise a PITR it cannot keep.
             let following = async {
-                super::log_follow::follow(&ctx, &svc, None).await?;
-                // Returned without a cancellation only if the follower gave up.
-                Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+                if follows {
+                    super::log_follow::follow(&ctx, &svc, None).await?;
+                }
+                Ok::<_, anyhow::Error>(())
             };
-            let (code, _) = tokio::try_join!(serving, following)?;
+            let (code, _, _) = tokio::try_join!(serving, streaming, following)?;
             Ok(code)
         }
         .await;

@@ -23,6 +23,10 @@ use crate::seal::Kind;
 /// reader can hand the database a file of the size it expects.
 const HEADER: usize = 8;
 
+/// The `file_len` of the pieces of a file whose length is not known while it is written (a binlog
+/// grows until the server rotates it); a reader takes the pieces' bytes as they are.
+pub const OPEN_ENDED: u64 = u64::MAX;
+
 /// One stored piece of a log file's tail, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailPiece {
@@ -78,7 +82,7 @@ impl Location {
     ) -> Result<(), FormatError> {
         layout::validate_name(timeline)?;
         layout::validate_name(name)?;
-        let end = start + data.len() as u64;
+        let end = start.saturating_add(data.len() as u64);
         if data.is_empty() || end > file_len || data.len() > MAX_LOG {
             return Err(FormatError::BadTailPiece {
                 name: name.into(),
