@@ -5,7 +5,8 @@
 //! seconds after the last commit (the follower, the streamer and the server killed, the primary
 //! location deleted): a restore from `away` holds every committed transaction, from the streamed
 //! tail of the binlog file the server was still writing. A streamer killed -9 resumes where the
-//! locations are and tails superseded by the archive are deleted.
+//! locations are and tails superseded by the archive are deleted. Both receivers carry on across a
+//! restart of the server.
 
 mod common;
 #[path = "common/crash.rs"]
@@ -224,4 +225,69 @@ fn a_killed_streamer_resumes_and_the_secondary_catches_up() {
         end >= last_commit,
         "away's window ends at {end}, before the last commit at {last_commit}"
     );
+}
+
+/// A production server restarts (a package upgrade, a reboot): both receivers lose their
+/// connection, start again once it is back, and carry on in the new binlog file it begins; nothing
+/// is skipped, and a restore from the secondary after a disaster holds every commit.
+#[test]
+fn the_follower_and_the_streamer_carry_on_across_a_server_restart() {
+    let (dir, mut src, config) = two_regions();
+    let (home, away) = (dir.path().join("store-home"), dir.path().join("store-away"));
+    table(&src);
+    let backup = btar_with(&config, &["backup", "create", SVC]);
+    assert!(backup.status.success(), "backup: {}", describe(&backup));
+    let follow_log = dir.path().join("follow.log");
+    let follower = Follower::start(&config, follow_log.clone());
+    let mut s = Streamer::start(&config, SVC, &[]);
+    for i in 1..=5 {
+        src.sql(&format!(
+            "INSERT INTO shop.items VALUES ({i}, 'before the restart')"
+        ));
+    }
+    wait_caught_up(&s, 2, "binlog.000001");
+
+    src.restart();
+    for i in 6..=10 {
+        src.sql(&format!(
+            "INSERT INTO shop.items VALUES ({i}, 'after the restart')"
+        ));
+    }
+    s.wait_for(|v| v["event"] == "interrupted", Duration::from_secs(30));
+    s.wait_for(
+        |v| v["event"] == "started" && v["from"].as_str().is_some_and(|f| f.starts_with("binlog.")),
+        Duration::from_secs(60),
+    );
+    wait_caught_up(&s, 2, "binlog.000002");
+    // The file the restart closed is archived by the follower, which was interrupted too.
+    let t = Instant::now();
+    while keys_ending(&home, "logs/binlog/binlog.000001").is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "binlog.000001 not archived after the restart; the follower said: {}",
+            std::fs::read_to_string(&follow_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let said = std::fs::read_to_string(&follow_log).unwrap_or_default();
+    assert!(said.contains("interrupted"), "{said}");
+    let replicated = btar_with(&config, &["replicate"]);
+    assert!(replicated.status.success(), "{}", describe(&replicated));
+    let want = fingerprint(&src);
+
+    s.kill();
+    drop(follower);
+    src.stop();
+    std::fs::remove_dir_all(&home).unwrap();
+    let (restored, out, _) = restore_from_away(dir.path(), &config, "restored", &[]);
+    assert!(out.status.success(), "restore: {}", describe(&out));
+    assert_eq!(fingerprint(&restored), want);
+    assert_eq!(
+        restored.sql("SELECT COUNT(*) FROM shop.items WHERE id BETWEEN 1 AND 10"),
+        "10"
+    );
+    // Nothing missing in between: the secondary's archive has no hole.
+    let verified = btar_with(&config, &["verify", SVC, "--region", "away"]);
+    assert!(verified.status.success(), "verify: {}", describe(&verified));
+    assert!(!keys_ending(&away, "logs/binlog/binlog.000001").is_empty());
 }

@@ -21,6 +21,8 @@ pub struct MariaDb {
     running: bool,
     /// The server process when this harness started it (reaped on stop).
     child: Option<std::process::Child>,
+    /// `mariadbd`'s arguments when this harness started it, to start it again.
+    server_args: Vec<std::ffi::OsString>,
 }
 
 fn sbin(name: &str) -> PathBuf {
@@ -95,22 +97,43 @@ impl MariaDb {
         if let Some(u) = &user {
             server.arg(format!("--user={u}"));
         }
-        let child = server
+        let server_args: Vec<std::ffi::OsString> =
+            server.get_args().map(|a| a.to_os_string()).collect();
+        let mut db = Self {
+            port,
+            data_dir,
+            pid_file,
+            log,
+            running: false,
+            child: None,
+            server_args,
+        };
+        db.spawn_server();
+        db
+    }
+
+    fn spawn_server(&mut self) {
+        let child = Command::new(sbin("mariadbd"))
+            .args(&self.server_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run mariadbd: {e}"));
-        let db = Self {
-            port,
-            data_dir,
-            pid_file,
-            log,
-            running: true,
-            child: Some(child),
-        };
-        db.wait_ready();
-        db
+        self.child = Some(child);
+        self.running = true;
+        self.wait_ready();
+    }
+
+    /// Stops the server cleanly and starts it again on the same data directory and port (it
+    /// begins a new binlog file, as a restarted production server does).
+    pub fn restart(&mut self) {
+        assert!(
+            !self.server_args.is_empty(),
+            "only a server this harness started can be restarted"
+        );
+        self.stop();
+        self.spawn_server();
     }
 
     /// Adopts a server btar restored and started (its pid file `mariadbd.pid` in `data_dir`), so
@@ -123,6 +146,7 @@ impl MariaDb {
             log: data_dir.join("btar-restore.err"),
             running: true,
             child: None,
+            server_args: vec![],
         }
     }
 
