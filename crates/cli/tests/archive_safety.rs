@@ -73,6 +73,42 @@ fn wal_push_into_an_unmounted_filesystem_region_fails() {
     }
 }
 
+/// `wal-fetch` keeps the location's descriptor locally (`[wal_fetch] cache_descriptor`, on by
+/// default), so it no longer reads it from the store. Once the mount point is gone, a segment it
+/// cannot find must not be answered "not archived" (exit 1: PostgreSQL would end recovery and
+/// promote, short of its target): the location is checked first, and its absence stops recovery.
+#[test]
+fn wal_fetch_from_a_vanished_region_does_not_answer_not_archived_from_the_cached_descriptor() {
+    let w = World::new(Backend::Fs);
+    w.register();
+    for i in 1..=2 {
+        assert!(push(&w, &w.wal_segment(&seg_name(i), i as u8)).status.success());
+    }
+    // Caches the descriptor.
+    let out = fetch(&w, &seg_name(1));
+    assert!(out.status.success(), "{}", describe(&out));
+
+    let mount = w.dir.path().join("store-home");
+    std::fs::rename(&mount, w.dir.path().join("store-home.real")).unwrap();
+    std::fs::create_dir(&mount).unwrap();
+    btar_testkit::hand_over(&mount);
+    for i in [2, 3] {
+        // Segment 2 is archived (the prefetcher may have spooled it: delivered, or refused, but
+        // never "not archived"); segment 3 never was, yet from here nobody can tell.
+        let out = fetch(&w, &seg_name(i));
+        let code = out.status.code().unwrap_or(0);
+        assert!(
+            code == 0 && i == 2 || code > 125,
+            "segment {i}: exit {code} from a vanished location: {}",
+            describe(&out)
+        );
+        if code != 0 {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("location itself is gone"), "{err}");
+        }
+    }
+}
+
 /// A backup into a region whose location vanished does not start a new one there once the catalog
 /// has indexed backups of it; neither does a copy into a secondary that vanished.
 #[test]

@@ -160,15 +160,24 @@ pub async fn fetch(
     let spool = spool_for(ctx, service, region);
     let (loc, cached) = location(ctx, spool.as_ref(), service, region).await?;
     let r = fetch_at(ctx, spool.as_ref(), &loc, service, name, dest).await;
-    match (r, &spool) {
+    let (found, loc) = match (r, &spool) {
         (Err(e), Some(sp)) if cached && opens_nothing(&e) => {
             tracing::warn!(error = %format!("{e:#}"), "a file did not open with the cached descriptor; reading it again");
             sp.forget_descriptor();
             let (loc, _) = location(ctx, Some(sp), service, region).await?;
-            fetch_at(ctx, Some(sp), &loc, service, name, dest).await
+            (fetch_at(ctx, Some(sp), &loc, service, name, dest).await?, loc)
         }
-        (r, _) => r,
+        (r, _) => (r?, loc),
+    };
+    if !found {
+        // "Not archived" ends recovery, so it is said only of a location that is there: one opened
+        // from the cached descriptor may have vanished since (an unmounted region, a deleted
+        // bucket), and an empty listing there proves nothing.
+        loc.ensure_present().await.with_context(|| {
+            format!("`{name}` was not found, and the location itself is gone: not answering \"not archived\"")
+        })?;
     }
+    Ok(found)
 }
 
 async fn fetch_at(
