@@ -73,6 +73,49 @@ fn wal_push_into_an_unmounted_filesystem_region_fails() {
     }
 }
 
+/// A catalog that does not know the service (a new one, or the old one lost) beside a region whose
+/// mount point is gone: reading commands register the config's services but create no location,
+/// so the next `wal-push` fails instead of archiving into a new location at the bare mount point.
+#[test]
+fn no_command_but_an_explicit_one_creates_a_location_where_the_catalog_knows_none() {
+    let w = World::new(Backend::Fs);
+    w.register();
+    assert!(push(&w, &w.wal_segment(&seg_name(1), 1)).status.success());
+    let dir = w.config.parent().unwrap();
+    for f in std::fs::read_dir(dir).unwrap().flatten() {
+        if f.file_name()
+            .to_string_lossy()
+            .starts_with("btar-catalog.db")
+        {
+            std::fs::remove_file(f.path()).unwrap();
+        }
+    }
+    let mount = w.dir.path().join("store-home");
+    std::fs::rename(&mount, w.dir.path().join("store-home.real")).unwrap();
+    std::fs::create_dir(&mount).unwrap();
+    btar_testkit::hand_over(&mount);
+    for args in [
+        &["service", "get", SVC][..],
+        &["service", "list"],
+        &["backup", "list", SVC],
+    ] {
+        let _ = w.btar(args);
+    }
+    let out = push(&w, &w.wal_segment(&seg_name(2), 2));
+    assert!(
+        !out.status.success(),
+        "acknowledged into a location a reading command created at the bare mount point: {}",
+        describe(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("btar service init"), "{err}");
+    assert!(
+        btar_testkit::files_under(&mount).is_empty(),
+        "a reading command wrote at the bare mount point: {:?}",
+        btar_testkit::files_under(&mount)
+    );
+}
+
 /// `wal-fetch` keeps the location's descriptor locally (`[wal_fetch] cache_descriptor`, on by
 /// default), so it no longer reads it from the store. Once the mount point is gone, a segment it
 /// cannot find must not be answered "not archived" (exit 1: PostgreSQL would end recovery and
@@ -82,7 +125,11 @@ fn wal_fetch_from_a_vanished_region_does_not_answer_not_archived_from_the_cached
     let w = World::new(Backend::Fs);
     w.register();
     for i in 1..=2 {
-        assert!(push(&w, &w.wal_segment(&seg_name(i), i as u8)).status.success());
+        assert!(
+            push(&w, &w.wal_segment(&seg_name(i), i as u8))
+                .status
+                .success()
+        );
     }
     // Caches the descriptor.
     let out = fetch(&w, &seg_name(1));

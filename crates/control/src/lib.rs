@@ -157,7 +157,10 @@ impl ControlPlane {
                     .to_value(),
                 })
                 .await?;
-            self.register_location(&s.name, &s.cloud, s.engine).await;
+            // No location is created here: registering runs on every command against a catalog
+            // that does not know the service yet (a new catalog, a lost one), and a location made
+            // then at an unmounted mount point would take WAL the real one never sees. `btar
+            // service init`, the first backup and `btar up` create it, explicitly.
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ pub enum FormatError {
     WrongKeyOrTampered { region: String, key: String },
 
     #[error(
-        "region `{region}`: service `{service}` has no btar location here (no {key}); locations are created only by `btar service create`, a first backup or a first copy — if this service was backed up here before, the region's mount point, bucket or prefix is missing"
+        "region `{region}`: service `{service}` has no btar location here (no {key}); locations are created only by `btar service init` or `btar service create`, a first backup or a first copy — if this service was backed up here before, the region's mount point, bucket or prefix is missing"
     )]
     NoLocation {
         region: String,

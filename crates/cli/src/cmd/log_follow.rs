@@ -47,7 +47,7 @@ pub async fn follow(
         ))
         .into());
     };
-    // Never creates the location: the service is registered (or backed up) first.
+    // Never creates the location: `btar service init` or the first backup does.
     let loc = ctx.location(&svc.name, &svc.cloud).await?;
     let spool_dir = spool_dir.unwrap_or_else(|| {
         ctx.cfg

@@ -35,6 +35,12 @@ pub enum ServiceCmd {
     Get {
         name: String,
     },
+    /// Create the home location of a service declared in the config, so its log archive (wal-push,
+    /// log-follow) works before the first backup. Explicit and once: no other command creates one
+    /// (a first backup does); where the catalog knows the location, a missing one is refused.
+    Init {
+        name: String,
+    },
     List,
     /// Delete a service from the catalog; its backups stay in every location until their retention ends.
     Delete {
@@ -62,7 +68,12 @@ fn text(v: &ServiceView) -> String {
 
 impl ServiceCmd {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let api = ctx.api().await?;
+        let api = match &self {
+            // Local only; it opens the control plane itself.
+            ServiceCmd::Init { .. } => None,
+            _ => Some(ctx.api().await?),
+        };
+        let api = || api.as_ref().ok_or_else(|| anyhow::anyhow!("no API"));
         match self {
             ServiceCmd::Create {
                 name,
@@ -71,7 +82,7 @@ impl ServiceCmd {
                 plan,
                 values,
             } => {
-                let v = api
+                let v = api()?
                     .create_service(ServiceCreate {
                         name,
                         service_type,
@@ -86,21 +97,35 @@ impl ServiceCmd {
                 // Entries given replace theirs; the control plane keeps the others.
                 let user_config =
                     (!values.is_empty()).then(|| Value::Object(values.into_iter().collect()));
-                let v = api.update_service(&name, plan, user_config).await?;
+                let v = api()?.update_service(&name, plan, user_config).await?;
                 ctx.out.emit(&v, || text(&v))?;
             }
+            ServiceCmd::Init { name } => {
+                if ctx.remote.is_some() {
+                    anyhow::bail!(
+                        "`service init` creates the location with the region keys of the local config: run it where the config is, without --server"
+                    );
+                }
+                let loc = ctx.control().await?.init_location(&name).await?;
+                let region = loc.region().name().to_string();
+                let v =
+                    serde_json::json!({ "service": name, "region": region, "location": "ready" });
+                ctx.out.emit(&v, || {
+                    format!("the location of `{name}` in region `{region}` is ready: its log can be archived before the first backup")
+                })?;
+            }
             ServiceCmd::Get { name } => {
-                let v = api.service(&name).await?;
+                let v = api()?.service(&name).await?;
                 ctx.out.emit(&v, || text(&v))?;
             }
             ServiceCmd::List => {
-                let all = api.list_services().await?;
+                let all = api()?.list_services().await?;
                 ctx.out.emit(&serde_json::json!({ "services": all }), || {
                     all.iter().map(text).collect::<Vec<_>>().join("\n")
                 })?;
             }
             ServiceCmd::Delete { name } => {
-                api.delete_service(&name).await?;
+                api()?.delete_service(&name).await?;
                 ctx.out.emit(&serde_json::json!({ "deleted": name }), || {
                     format!("service {name} deleted; its backups stay until their retention ends")
                 })?;

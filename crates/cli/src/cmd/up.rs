@@ -75,10 +75,14 @@ impl UpArgs {
         let svc = cfg.service(None)?.clone();
         let spec = spec(kind, &dir, &cfg_path, &svc.name, 0)?;
         let agent = svc.agent().cloned().unwrap_or_default();
-        // Registering the service creates its home location before PostgreSQL's archive_command
-        // first calls `wal-push`, or the binlog follower its first push (neither creates one),
-        // whatever flags this run has.
-        drop(btar_control::ControlPlane::open(cfg.clone(), engines.clone(), cancel.clone()).await?);
+        // The home location is created (as `btar service init` does) before PostgreSQL's
+        // archive_command first calls `wal-push`, or the binlog follower its first push (neither
+        // creates one), whatever flags this run has.
+        btar_control::ControlPlane::open(cfg.clone(), engines.clone(), cancel.clone())
+            .await?
+            .init_location(&svc.name)
+            .await
+            .with_context(|| format!("creating the location of `{}`", svc.name))?;
         // A server the user configured is theirs to run.
         let started = if local.is_ours(&spec, &agent) {
             if !spec.password_file.exists() {

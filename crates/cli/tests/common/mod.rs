@@ -116,10 +116,10 @@ impl World {
         victim
     }
 
-    /// Registers the config's service in the catalog, which creates its home location (any command
-    /// that opens the catalog does so on first use; `wal-push` never creates a location).
+    /// Creates the config's service's home location (`btar service init`), as an operator does
+    /// before its log is archived ahead of the first backup (`wal-push` never creates one).
     pub fn register(&self) {
-        let out = self.btar(&["service", "get", SVC]);
+        let out = self.btar(&["service", "init", SVC]);
         assert!(out.status.success(), "register: {}", describe(&out));
     }
 

@@ -41,14 +41,22 @@ impl ControlPlane {
         Ok(loc)
     }
 
-    /// Creates the home location of a service the catalog registers for the first time (from the
-    /// config), so its `wal-push` works before the first backup. Best effort: an unreachable
-    /// region leaves the creation to the first backup.
+    /// Creates the home location of a service just created through the API (`service create`),
+    /// so its `wal-push` works before the first backup. Best effort: an unreachable region leaves
+    /// the creation to the first backup.
     pub(crate) async fn register_location(&self, service: &str, region: &str, engine: EngineKind) {
         if let Err(e) = self.create_home_location(service, region, engine).await {
             tracing::warn!(service, region, error = %e,
                 "home location not created yet; the first backup creates it");
         }
+    }
+
+    /// `btar service init`: creates the home location of a service declared in the config (or
+    /// opens it when it exists), so its log archive works before the first backup.
+    pub async fn init_location(&self, service: &str) -> Result<Location> {
+        let svc = self.service(service).await?;
+        self.create_home_location(&svc.name, &svc.cloud, svc.engine)
+            .await
     }
 
     /// The home location a backup writes into: created on the service's first backup, required to

@@ -165,7 +165,10 @@ pub async fn fetch(
             tracing::warn!(error = %format!("{e:#}"), "a file did not open with the cached descriptor; reading it again");
             sp.forget_descriptor();
             let (loc, _) = location(ctx, Some(sp), service, region).await?;
-            (fetch_at(ctx, Some(sp), &loc, service, name, dest).await?, loc)
+            (
+                fetch_at(ctx, Some(sp), &loc, service, name, dest).await?,
+                loc,
+            )
         }
         (r, _) => (r?, loc),
     };
