@@ -371,6 +371,59 @@ fn writes_to_filesystem_regions_are_fsynced_before_they_are_acknowledged() {
     );
 }
 
+/// The directories under `root` that `btar ARGS` fsynced (`strace -y` names each descriptor).
+fn dirs_fsynced_under(w: &World, root: &Path, args: &[&str]) -> Vec<String> {
+    let log = w.dir.path().join(format!("strace-{}.log", rand_suffix()));
+    let mut c = btar_testkit::as_db_user("strace");
+    c.args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_btar"))
+        .arg("--config")
+        .arg(&w.config)
+        .args(args);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", describe(&out));
+    let root = root.to_string_lossy().into_owned();
+    std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let path = l
+                .split_once("sync(")?
+                .1
+                .split_once('<')?
+                .1
+                .split_once('>')?
+                .0;
+            (path.starts_with(&root) && Path::new(path).is_dir()).then(|| path.to_string())
+        })
+        .collect()
+}
+
+/// Retention deletes a backup's manifest before the objects only it used: after a power loss the
+/// manifest must not be back without them, so a delete is acknowledged only once the directory
+/// that held the object is fsynced.
+#[test]
+fn deletes_from_filesystem_regions_are_fsynced_before_they_are_acknowledged() {
+    if !strace_available() {
+        eprintln!("SKIPPED: strace not installed (.ci/run installs it)");
+        return;
+    }
+    let w = World::with_cluster(Backend::Fs);
+    let older = w.backup();
+    w.backup();
+    let home = w.dir.path().join("store-home");
+    let synced = dirs_fsynced_under(
+        &w,
+        &home,
+        &["backup", "delete", SVC, &older, "--region", "home"],
+    );
+    assert!(
+        synced.iter().any(|d| d.ends_with("/backups")),
+        "deleting the manifest fsynced no backups directory: {synced:?}"
+    );
+}
+
 fn is_root() -> bool {
     btar_region::effective_uid() == Some(0)
 }

@@ -1,6 +1,9 @@
 //! Filesystem regions (`file://`). Three things object stores give for free need care here:
 //! - **Durability**: a write is acknowledged only once the file and the directory entries leading to
-//!   it are fsynced (DESIGN.md invariant 7); `LocalFileSystem::with_fsync` does exactly that.
+//!   it are fsynced (DESIGN.md invariant 7); `LocalFileSystem::with_fsync` does exactly that. It does
+//!   not for deletes, so a delete is acknowledged here only once its directory is fsynced: retention
+//!   deletes a backup's manifest before what only that backup used, and after a power loss the
+//!   manifest must not be back without them.
 //! - **Ownership**: the region belongs to the user btar's server runs as. A root-run CLI beside it
 //!   would leave root-owned files and directories that the server later cannot write into, so objects
 //!   created by root are handed to the region root's owner.
@@ -14,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -30,16 +34,15 @@ pub(crate) fn open(dir: &FsPath) -> Result<Arc<dyn ObjectStore>, String> {
         .with_automatic_cleanup(true)
         .with_fsync(true);
     let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    if effective_uid() == Some(0) && meta.uid() != 0 {
+    let owner = (effective_uid() == Some(0) && meta.uid() != 0).then(|| {
         tracing::debug!(dir = %dir.display(), uid = meta.uid(), "root writes into another user's region: objects are handed to that user");
-        return Ok(Arc::new(OwnedFs {
-            inner: Arc::new(fs),
-            root: dir.to_path_buf(),
-            uid: meta.uid(),
-            gid: meta.gid(),
-        }));
-    }
-    Ok(Arc::new(fs))
+        (meta.uid(), meta.gid())
+    });
+    Ok(Arc::new(OwnedFs {
+        inner: Arc::new(fs),
+        root: dir.to_path_buf(),
+        owner,
+    }))
 }
 
 /// The effective user id, from `/proc/self/status` (the workspace forbids the `unsafe` a libc call
@@ -89,14 +92,15 @@ fn is_staging_name(name: &str) -> bool {
     matches!(name.rsplit_once('#'), Some((stem, n)) if !stem.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// A filesystem store that gives every object it creates, and every directory on the way, to the
-/// region root's owner.
+/// The filesystem store of a region: deletes made durable, and, when root writes into another
+/// user's region, every object it creates and every directory on the way given to the region
+/// root's owner.
 #[derive(Debug)]
 struct OwnedFs {
     inner: Arc<LocalFileSystem>,
     root: PathBuf,
-    uid: u32,
-    gid: u32,
+    /// `(uid, gid)` to hand new objects to.
+    owner: Option<(u32, u32)>,
 }
 
 impl fmt::Display for OwnedFs {
@@ -107,14 +111,32 @@ impl fmt::Display for OwnedFs {
 
 impl OwnedFs {
     async fn hand_over(&self, location: &Path) -> object_store::Result<()> {
+        let Some((uid, gid)) = self.owner else {
+            return Ok(());
+        };
         let file = self.inner.path_to_filesystem(location)?;
-        let (root, uid, gid) = (self.root.clone(), self.uid, self.gid);
+        let root = self.root.clone();
         tokio::task::spawn_blocking(move || chown_up_to(&file, &root, uid, gid))
             .await
             .map_err(|e| generic(Box::new(std::io::Error::other(e.to_string()))))?
             // The io::Error stays the source, so a refused chown is classified as "denied".
             .map_err(|e| generic(Box::new(e)))
     }
+}
+
+/// Fsyncs the directory that held `file`, so that its removal survives a power loss; when that
+/// directory was removed too (emptied, so cleaned up), the nearest one still there, which holds
+/// that removal.
+fn sync_parent(file: &FsPath) -> std::io::Result<()> {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        match std::fs::File::open(d) {
+            Ok(f) => return f.sync_all(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => dir = d.parent(),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Chowns `file` and each directory above it up to (not including) `root` that is not `uid`'s yet.
@@ -162,8 +184,7 @@ impl ObjectStore for OwnedFs {
             store: OwnedFs {
                 inner: self.inner.clone(),
                 root: self.root.clone(),
-                uid: self.uid,
-                gid: self.gid,
+                owner: self.owner,
             },
             location: location.clone(),
         }))
@@ -181,7 +202,22 @@ impl ObjectStore for OwnedFs {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
+        let inner = self.inner.clone();
+        self.inner
+            .delete_stream(locations)
+            .then(move |deleted| {
+                let inner = inner.clone();
+                async move {
+                    let path = deleted?;
+                    let file = inner.path_to_filesystem(&path)?;
+                    tokio::task::spawn_blocking(move || sync_parent(&file))
+                        .await
+                        .map_err(|e| generic(Box::new(std::io::Error::other(e.to_string()))))?
+                        .map_err(|e| generic(Box::new(e)))?;
+                    Ok(path)
+                }
+            })
+            .boxed()
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
@@ -230,6 +266,15 @@ impl MultipartUpload for OwnedUpload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_removal_syncs_the_nearest_directory_still_there() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let gone = dir.path().join("a/b/c.manifest");
+        assert!(sync_parent(&gone).is_ok());
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(sync_parent(&gone).is_ok());
+    }
 
     #[test]
     fn staging_names() {
