@@ -315,11 +315,12 @@ fn strace_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Counts fsync/fdatasync calls of `btar ARGS` (and its threads).
-fn fsyncs(w: &World, args: &[&str]) -> usize {
+/// The strace log of `btar ARGS` (and its threads): its fsync/fdatasync calls, with `-y` naming
+/// each descriptor's path.
+fn traced_syncs(w: &World, args: &[&str]) -> String {
     let log = w.dir.path().join(format!("strace-{}.log", rand_suffix()));
     let mut c = btar_testkit::as_db_user("strace");
-    c.args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+    c.args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o"])
         .arg(&log)
         .arg(env!("CARGO_BIN_EXE_btar"))
         .arg("--config")
@@ -327,8 +328,13 @@ fn fsyncs(w: &World, args: &[&str]) -> usize {
         .args(args);
     let out = c.output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", describe(&out));
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    text.lines()
+    std::fs::read_to_string(&log).unwrap_or_default()
+}
+
+/// Counts fsync/fdatasync calls of `btar ARGS` (and its threads).
+fn fsyncs(w: &World, args: &[&str]) -> usize {
+    traced_syncs(w, args)
+        .lines()
         // With threads, a call can be split into "fsync(… <unfinished …>" and "<… fsync resumed>) = 0".
         .filter(|l| l.contains("sync") && l.contains("= 0"))
         .count()
@@ -373,19 +379,8 @@ fn writes_to_filesystem_regions_are_fsynced_before_they_are_acknowledged() {
 
 /// The directories under `root` that `btar ARGS` fsynced (`strace -y` names each descriptor).
 fn dirs_fsynced_under(w: &World, root: &Path, args: &[&str]) -> Vec<String> {
-    let log = w.dir.path().join(format!("strace-{}.log", rand_suffix()));
-    let mut c = btar_testkit::as_db_user("strace");
-    c.args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o"])
-        .arg(&log)
-        .arg(env!("CARGO_BIN_EXE_btar"))
-        .arg("--config")
-        .arg(&w.config)
-        .args(args);
-    let out = c.output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", describe(&out));
     let root = root.to_string_lossy().into_owned();
-    std::fs::read_to_string(&log)
-        .unwrap_or_default()
+    traced_syncs(w, args)
         .lines()
         .filter_map(|l| {
             let path = l
