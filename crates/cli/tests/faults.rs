@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Every job completes on flaky stores: both regions (a filesystem and the S3 server) fail 5 % of
-//! their calls with transient errors and add latency (region option `btar_faults`), and backups,
+//! their calls (a reset, a `503 Slow Down`, or a 300 ms hang then a timeout) and add latency (region
+//! option `btar_faults`), and backups,
 //! archiving, copies, log shipping, verify and a restore from the secondary still succeed, exactly.
 
 mod common;
@@ -9,7 +10,7 @@ use btar_region::FAULTS_OPTION;
 use btar_testkit::{PgCluster, S3Server, TestDir, fs_region};
 use common::{SVC, World, mark, marks};
 
-const FAULTS: &str = "rate=0.05,after=0.5,latency_ms=2,concurrency=8,seed=7";
+const FAULTS: &str = "rate=0.05,after=0.5,latency_ms=2,stall_ms=300,concurrency=8,seed=7";
 
 fn flaky_world() -> World {
     let dir = TestDir::new();

@@ -1,6 +1,7 @@
 //! Fault injection for tests: a store wrapper that fails a fraction of calls the way a flaky network
-//! does, adds latency and caps concurrency, so real processes can be run against an unreliable region
-//! (region option `btar_faults = "rate=0.05,after=0.5,latency_ms=5,seed=7"`). In the style of object_store's
+//! or a throttling endpoint does (a reset connection, a `503 Slow Down`, a request that hangs and
+//! times out), adds latency and caps concurrency, so real processes can be run against an
+//! unreliable region (region option `btar_faults = "rate=0.05,after=0.5,latency_ms=5,stall_ms=200,seed=7"`). In the style of object_store's
 //! `ThrottledStore` and neon's `simulate_failures`; never meant for production regions.
 
 use std::fmt;
@@ -32,6 +33,9 @@ pub struct FaultConfig {
     /// Fraction (0.0–1.0) of the injected write faults that strike after the store applied the call:
     /// the response is lost, so a retry meets its own earlier write.
     pub after: f64,
+    /// How long a request that times out hangs before it fails: a third of the injected faults
+    /// (when not zero), another third answer `503 Slow Down`, the rest a reset connection.
+    pub stall: Duration,
     /// Seed of the decisions, so a failing run can be replayed.
     pub seed: u64,
 }
@@ -43,6 +47,7 @@ impl Default for FaultConfig {
             latency: Duration::ZERO,
             max_concurrency: None,
             after: 0.0,
+            stall: Duration::ZERO,
             seed: 0,
         }
     }
@@ -73,6 +78,9 @@ impl FromStr for FaultConfig {
                 "latency_ms" => {
                     c.latency = Duration::from_millis(v.trim().parse().map_err(|e| bad(&e))?)
                 }
+                "stall_ms" => {
+                    c.stall = Duration::from_millis(v.trim().parse().map_err(|e| bad(&e))?)
+                }
                 "concurrency" => {
                     let n: usize = v.trim().parse().map_err(|e| bad(&e))?;
                     if n == 0 {
@@ -83,7 +91,7 @@ impl FromStr for FaultConfig {
                 "seed" => c.seed = v.trim().parse().map_err(|e| bad(&e))?,
                 other => {
                     return Err(format!(
-                        "unknown fault setting `{other}` (rate, after, latency_ms, concurrency, seed)"
+                        "unknown fault setting `{other}` (rate, after, latency_ms, stall_ms, concurrency, seed)"
                     ));
                 }
             }
@@ -105,9 +113,19 @@ struct Dice {
 enum Fate {
     Pass,
     /// The request is lost on the way: the store never sees it.
-    Lost,
+    Lost(Fault),
     /// The store applies the call, then the response is lost.
-    Unanswered,
+    Unanswered(Fault),
+}
+
+/// How an injected fault shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Reset,
+    /// A throttling endpoint's answer.
+    SlowDown,
+    /// No answer until the client gives up.
+    TimedOut,
 }
 
 impl Dice {
@@ -121,10 +139,15 @@ impl Dice {
         };
         let fate = if self.config.rate > 0.0 && rng.random::<f64>() < self.config.rate {
             self.injected.fetch_add(1, Ordering::Relaxed);
+            let fault = match rng.random_range(0..3u8) {
+                0 => Fault::SlowDown,
+                1 if !self.config.stall.is_zero() => Fault::TimedOut,
+                _ => Fault::Reset,
+            };
             if rng.random::<f64>() < self.config.after {
-                Fate::Unanswered
+                Fate::Unanswered(fault)
             } else {
-                Fate::Lost
+                Fate::Lost(fault)
             }
         } else {
             Fate::Pass
@@ -132,11 +155,25 @@ impl Dice {
         (wait, fate)
     }
 
-    fn fault(op: &'static str, location: Option<&Path>) -> object_store::Error {
+    /// The error of an injected fault, after the hang of a request that times out.
+    async fn fault(
+        &self,
+        kind: Fault,
+        op: &'static str,
+        location: Option<&Path>,
+    ) -> object_store::Error {
         let at = location.map(|l| format!(" `{l}`")).unwrap_or_default();
+        let what = match kind {
+            Fault::Reset => "connection reset".to_string(),
+            Fault::SlowDown => "503 Slow Down: please reduce your request rate".to_string(),
+            Fault::TimedOut => {
+                tokio::time::sleep(self.config.stall).await;
+                format!("no answer within {:?}: timed out", self.config.stall)
+            }
+        };
         object_store::Error::Generic {
             store: "faults",
-            source: format!("injected fault: {op}{at}: connection reset").into(),
+            source: format!("injected fault: {op}{at}: {what}").into(),
         }
     }
 
@@ -149,7 +186,7 @@ impl Dice {
         }
         match fate {
             Fate::Pass => Ok(()),
-            Fate::Lost | Fate::Unanswered => Err(Self::fault(op, location)),
+            Fate::Lost(f) | Fate::Unanswered(f) => Err(self.fault(f, op, location).await),
         }
     }
 
@@ -166,10 +203,10 @@ impl Dice {
         }
         match fate {
             Fate::Pass => call.await,
-            Fate::Lost => Err(Self::fault(op, Some(location))),
-            Fate::Unanswered => {
+            Fate::Lost(f) => Err(self.fault(f, op, Some(location)).await),
+            Fate::Unanswered(f) => {
                 let _ = call.await;
-                Err(Self::fault(op, Some(location)))
+                Err(self.fault(f, op, Some(location)).await)
             }
         }
     }
@@ -441,6 +478,30 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(clean.list(None).count().await, 1);
+    }
+
+    /// Faults show as a reset, a `503 Slow Down` or a request that hangs `stall_ms` then times out.
+    #[tokio::test(start_paused = true)]
+    async fn faults_reset_throttle_and_time_out() {
+        let store = faulty("rate=1,stall_ms=500,seed=3");
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..30 {
+            let start = tokio::time::Instant::now();
+            let e = store
+                .put(&Path::from(format!("k/{i}")), PutPayload::from_static(b"x"))
+                .await
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let kind = ["connection reset", "503 Slow Down", "timed out"]
+                .into_iter()
+                .find(|k| e.contains(k))
+                .unwrap_or_else(|| panic!("unexpected fault: {e}"));
+            let hung = start.elapsed() >= Duration::from_millis(500);
+            assert_eq!(hung, kind == "timed out", "{e}");
+            seen.insert(kind);
+        }
+        assert_eq!(seen.len(), 3, "{seen:?}");
     }
 
     #[tokio::test(start_paused = true)]
