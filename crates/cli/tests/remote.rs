@@ -194,5 +194,20 @@ fn the_cli_against_a_server_prints_what_the_local_catalog_prints() {
         "away"
     );
     drop(fork);
+
+    // A deleted service's backups stay listed over HTTP, with their expiry (GET
+    // …/service/{service}/backups answered 404 once).
+    remote_json(&["service", "delete", SVC]);
+    let listed = remote_json(&["backup", "list", SVC]);
+    let backups = listed["backups"].as_array().cloned().unwrap_or_default();
+    assert!(
+        backups.iter().any(|b| b["backup_name"] == second),
+        "{listed}"
+    );
+    // This config sets no retention period: listed with no expiry, kept until one is set.
+    assert!(
+        backups.iter().all(|b| b.get("expires_at").is_some()),
+        "no expiry field on a deleted service's backups: {listed}"
+    );
     drop(server);
 }
