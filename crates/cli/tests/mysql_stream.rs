@@ -291,3 +291,77 @@ fn the_follower_and_the_streamer_carry_on_across_a_server_restart() {
     assert!(verified.status.success(), "verify: {}", describe(&verified));
     assert!(!keys_ending(&away, "logs/binlog/binlog.000001").is_empty());
 }
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A secondary that holds only part of a file (it could not be written while the server moved on,
+/// and the streamer restarted past that file once the primary archived it) holds the next file's
+/// tail too. A restore from it must stop where that partial file ends, never replay the next file
+/// over the hole; once the archived file is shipped there, it holds everything.
+#[test]
+fn a_restore_stops_at_a_partial_tail_and_never_replays_past_its_hole() {
+    let (dir, src, config) = two_regions();
+    let away = dir.path().join("store-away");
+    table(&src);
+    let backup = btar_with(&config, &["backup", "create", SVC]);
+    assert!(backup.status.success(), "backup: {}", describe(&backup));
+    let mut s = Streamer::start(&config, SVC, &[]);
+    for i in 1..=3 {
+        src.sql(&format!("INSERT INTO shop.items VALUES ({i}, 'in both')"));
+    }
+    wait_caught_up(&s, 2, "binlog.000001");
+    let in_both = fingerprint(&src);
+
+    // away cannot be written: the rest of binlog.000001 and all of binlog.000002 reach home only.
+    set_mode(&away, 0o000);
+    for i in 4..=6 {
+        src.sql(&format!("INSERT INTO shop.items VALUES ({i}, 'home only')"));
+    }
+    src.sql("FLUSH BINARY LOGS");
+    for i in 7..=9 {
+        src.sql(&format!("INSERT INTO shop.items VALUES ({i}, 'next file')"));
+    }
+    s.wait_for(
+        |v| {
+            v["event"] == "progress"
+                && v["positions"].as_array().is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p["primary"] == false && p["error"].is_string())
+                })
+        },
+        Duration::from_secs(30),
+    );
+    // The primary archives binlog.000001; a new streamer starts after it, at binlog.000002.
+    let closed = src.data_dir.join("binlog.000001");
+    let pushed = btar_with(
+        &config,
+        &["wal-push", "--service", SVC, closed.to_str().unwrap()],
+    );
+    assert!(pushed.status.success(), "{}", describe(&pushed));
+    s.kill();
+    set_mode(&away, 0o700);
+    let s = Streamer::start(&config, SVC, &[]);
+    wait_caught_up(&s, 2, "binlog.000002");
+    assert!(streamed_pieces(&away, "binlog.000002") > 0);
+    let want = fingerprint(&src);
+    drop(s);
+
+    let (restored, out, _) = restore_from_away(dir.path(), &config, "partial", &[]);
+    assert!(out.status.success(), "restore: {}", describe(&out));
+    assert_eq!(
+        fingerprint(&restored),
+        in_both,
+        "replayed past the end of away's partial binlog.000001"
+    );
+    drop(restored);
+
+    // The archived file shipped there: away holds everything.
+    let replicated = btar_with(&config, &["replicate"]);
+    assert!(replicated.status.success(), "{}", describe(&replicated));
+    let (restored, out, _) = restore_from_away(dir.path(), &config, "whole", &[]);
+    assert!(out.status.success(), "restore: {}", describe(&out));
+    assert_eq!(fingerprint(&restored), want);
+}

@@ -66,11 +66,17 @@ pub async fn fetch_or_tail(
         return Ok(Some(Source::Archive));
     }
     let fam = family(name)?;
-    if let Some(t) = loc.read_tail(&fam, name).await? {
-        btar_format::deliver_file(t.bytes, dest).await?;
-        return Ok(Some(Source::Tail));
+    let tail = loc.read_tail(&fam, name).await?;
+    // Archived while the tail was read (and the tail being deleted, perhaps under the reader):
+    // the archived file is whole.
+    if fetch(loc, name, dest).await? {
+        return Ok(Some(Source::Archive));
     }
-    Ok(fetch(loc, name, dest).await?.then_some(Source::Archive))
+    let Some(t) = tail else {
+        return Ok(None);
+    };
+    btar_format::deliver_file(t.bytes, dest).await?;
+    Ok(Some(Source::Tail))
 }
 
 /// How much of binlog file `name` the location's streamed tail holds (bytes from 0), and when its

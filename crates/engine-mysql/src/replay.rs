@@ -318,19 +318,32 @@ pub async fn plan(
         return Ok(plan);
     }
     let mut n = first.number;
+    // Set after a streamed tail of a file the server was still writing: what follows it cannot be
+    // replayed without the part of it no location holds yet.
+    let mut after_open_tail = false;
     loop {
         let name = seq.name_of(&point.file, n);
         let path = into.join(&name);
         // Past the archived run, the file the server was writing when the streamer last stored it.
-        let source = if n < run.end {
+        let mut source = if after_open_tail {
+            None
+        } else if n < run.end {
             binlog::fetch(loc, &name, &path)
                 .await?
                 .then_some(binlog::Source::Archive)
         } else {
             binlog::fetch_or_tail(loc, &name, &path).await?
         };
+        let from = if n == first.number { point.position } else { 4 };
         if source == Some(binlog::Source::Tail) {
-            plan.streamed = Some(name.clone());
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if len < from {
+                // The tail does not reach the backup's point yet: nothing of it to replay.
+                let _ = std::fs::remove_file(&path);
+                source = None;
+            } else {
+                plan.streamed = Some(name.clone());
+            }
         }
         if source.is_none() {
             let newest = run
@@ -395,7 +408,6 @@ pub async fn plan(
                 plan.reached
             )));
         }
-        let from = if n == first.number { point.position } else { 4 };
         let walked = path.clone();
         let evs = tokio::task::spawn_blocking(move || events(&walked, from))
             .await
@@ -505,8 +517,19 @@ pub async fn plan(
             }
             return Ok(plan);
         }
+        if source == Some(binlog::Source::Tail) && !closes(&evs) {
+            after_open_tail = true;
+        }
         n += 1;
     }
+}
+
+/// Whether a binlog file's events end with the rotation to the next file (or the stop of a
+/// server shut down cleanly, which starts the next file when it starts again): a closed file. A
+/// streamed tail without it was cut while the server still wrote the file.
+pub(crate) fn closes(evs: &[Event]) -> bool {
+    evs.last()
+        .is_some_and(|e| e.kind == ROTATE_EVENT || e.kind == STOP_EVENT)
 }
 
 /// Replays the plan into the server `s` reaches: `mariadb-binlog … | mariadb`.

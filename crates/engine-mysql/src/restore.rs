@@ -90,7 +90,8 @@ pub async fn window(loc: &Location) -> Result<Survey, EngineError> {
             archive_end = Some(t);
         }
         gap = run.gap;
-        // Past a gap-free archive: the files whose streamed tails the location holds.
+        // Past a gap-free archive: the files whose streamed tails the location holds, up to the
+        // first one the server was still writing (a replay stops there too).
         let mut n = run.end;
         while gap.is_none() {
             let name = NumberedFiles.name_of(&meta.binlog.file, n);
@@ -98,10 +99,15 @@ pub async fn window(loc: &Location) -> Result<Survey, EngineError> {
                 break;
             };
             archive_end = Some(stored_at);
-            if len <= EXACT_END_BYTES
-                && let Some(t) = last_event_time(loc, &name).await?
-            {
-                archive_end = Some(t);
+            if len > EXACT_END_BYTES {
+                break;
+            }
+            let Some((last, closed)) = last_events(loc, &name).await? else {
+                break;
+            };
+            archive_end = last.or(archive_end);
+            if !closed {
+                break;
             }
             n += 1;
         }
@@ -127,6 +133,15 @@ pub const EXACT_END_BYTES: u64 = 16 << 20;
 /// The time of the last event of a binlog file, archived or streamed; `None` when it is gone or
 /// holds none.
 async fn last_event_time(loc: &Location, name: &str) -> Result<Option<DateTime<Utc>>, EngineError> {
+    Ok(last_events(loc, name).await?.and_then(|(t, _)| t))
+}
+
+/// The time of the last event of a binlog file, archived or streamed, and whether the file is
+/// closed (see [`replay::closes`]); `None` when it is gone.
+async fn last_events(
+    loc: &Location,
+    name: &str,
+) -> Result<Option<(Option<DateTime<Utc>>, bool)>, EngineError> {
     let tmp = tempfile::Builder::new()
         .prefix("btar-binlog-end-")
         .tempdir()
@@ -138,11 +153,12 @@ async fn last_event_time(loc: &Location, name: &str) -> Result<Option<DateTime<U
     let evs = tokio::task::spawn_blocking(move || replay::events(&path, 0))
         .await
         .map_err(|e| EngineError::Failed(format!("reading {name}: {e}")))??;
-    Ok(evs
+    let last = evs
         .iter()
         .map(|e| e.when)
         .max()
-        .and_then(|t| DateTime::from_timestamp(t, 0)))
+        .and_then(|t| DateTime::from_timestamp(t, 0));
+    Ok(Some((last, replay::closes(&evs))))
 }
 
 fn choose(

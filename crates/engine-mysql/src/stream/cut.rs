@@ -38,6 +38,14 @@ impl Cutter {
             |e: std::io::Error| EngineError::Failed(format!("reading {}: {e}", path.display()));
         let mut f = std::fs::File::open(path).map_err(fail)?;
         let len = f.metadata().map_err(fail)?.len();
+        if len < self.at {
+            // Not the file walked so far (received again from its start): the session starts over.
+            return Err(EngineError::Unavailable(format!(
+                "{} shrank from {} to {len} bytes while it was streamed",
+                path.display(),
+                self.at
+            )));
+        }
         if self.at == 0 {
             if len < MAGIC.len() as u64 {
                 return Ok(self.safe);
@@ -117,13 +125,23 @@ impl Cutter {
     }
 }
 
-/// Whether a QUERY_EVENT's body is the `COMMIT` (or `ROLLBACK`) that ends a transaction: its
-/// statement text ends the body, before a 4-byte checksum when the server writes them.
+/// Whether a QUERY_EVENT's body is the `COMMIT` (or `ROLLBACK`) that ends a transaction: after
+/// the post-header (thread id 4, time 4, database name length 1, error code 2, status length 2),
+/// the status variables and the NUL-ended database name, the statement is exactly that, up to the
+/// end of the body or a 4-byte checksum before it.
 fn ends_transaction(body: &[u8]) -> bool {
-    let unchecked = body.len().checked_sub(4).map(|n| &body[..n]);
+    let (Some(&db_len), Some(status)) = (body.get(8), body.get(11..13)) else {
+        return false;
+    };
+    let status = u16::from_le_bytes([status[0], status[1]]) as usize;
+    let start = 13 + status + db_len as usize + 1;
+    let Some(text) = body.get(start..) else {
+        return false;
+    };
+    let unchecked = text.len().checked_sub(4).map(|n| &text[..n]);
     [b"COMMIT".as_slice(), b"ROLLBACK".as_slice()]
         .iter()
-        .any(|q| body.ends_with(q) || unchecked.is_some_and(|b| b.ends_with(q)))
+        .any(|q| text == *q || unchecked == Some(*q))
 }
 
 #[cfg(test)]
@@ -151,6 +169,7 @@ mod tests {
 
     fn query(text: &str) -> Vec<u8> {
         let mut b = vec![0u8; 13];
+        b[8] = 2; // the length of "db"
         b.extend_from_slice(b"db\0");
         b.extend_from_slice(text.as_bytes());
         b.extend_from_slice(&[1, 2, 3, 4]);
@@ -185,6 +204,7 @@ mod tests {
             query("CREATE TABLE t (i int)"),
             gtid(0),
             query("INSERT INTO m VALUES (1)"),
+            query("INSERT INTO m VALUES (2) -- COMMIT"),
             query("COMMIT"),
         ];
         // The end of each part.
@@ -198,7 +218,7 @@ mod tests {
         let e = |i: usize| ends[i];
         assert_eq!(
             cuts(&parts),
-            vec![e(0), e(0), e(0), e(3), e(3), e(5), e(5), e(5), e(8)]
+            vec![e(0), e(0), e(0), e(3), e(3), e(5), e(5), e(5), e(5), e(9)]
         );
     }
 

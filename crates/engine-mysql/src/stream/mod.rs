@@ -97,6 +97,11 @@ impl LogStreamer for BinlogStreamer {
         on_event: &(dyn Fn(StreamEvent) + Send + Sync),
     ) -> Result<(), EngineError> {
         let s = crate::engine::settings(settings)?;
+        if opts.synchronous {
+            return Err(EngineError::Invalid(
+                "--synchronous makes PostgreSQL wait for the streamer at commit; a MariaDB server has no such wait for a binlog reader (semi-sync needs a replica that acknowledges): stream without it".into(),
+            ));
+        }
         let _lock = open_spool(&opts.spool_dir)?;
         let tool = program(Some(&s), "mariadb-binlog")?;
         let mut delay = FIRST_DELAY;
@@ -262,10 +267,24 @@ impl Session<'_> {
             if safe > before || r.safe < safe {
                 r.safe = safe;
                 r.arrivals.push_back((safe, now));
-                if r.arrivals.len() > ARRIVALS {
-                    r.arrivals.pop_front();
-                }
                 moved = true;
+            }
+            // Arrivals every location has stored tell nothing; past the bound, the second oldest
+            // goes, so the oldest byte still missing keeps its time however long a location lags.
+            let held = sh
+                .held
+                .values()
+                .map(|h| h.stored.get(&pos.number).copied().unwrap_or(0))
+                .min()
+                .unwrap_or(0);
+            let r = sh.files.get_mut(&pos.number).ok_or_else(|| {
+                EngineError::Failed("a spooled file vanished from the streamer's state".into())
+            })?;
+            while r.arrivals.len() > 1 && r.arrivals.front().is_some_and(|(at, _)| *at <= held) {
+                r.arrivals.pop_front();
+            }
+            if r.arrivals.len() > ARRIVALS {
+                r.arrivals.remove(1);
             }
         }
         if moved {
@@ -308,8 +327,9 @@ impl Session<'_> {
         }
     }
 
-    /// Removes the spooled files the primary location has archived (all but the newest): from
-    /// then on each location gets them through the archive.
+    /// Removes the spooled files the primary location has archived (all but the newest) once every
+    /// location holds all of them (as a tail, or archived): a location that lacks part of one keeps
+    /// it here, since a tail that ends inside a file ends what a restore there can replay.
     async fn drop_archived(&mut self) -> Result<(), EngineError> {
         let closed: Vec<(u64, String, PathBuf)> = {
             let sh = lock(&self.shared);
@@ -317,17 +337,24 @@ impl Session<'_> {
             sh.files
                 .iter()
                 .filter(|(n, _)| Some(**n) != newest)
+                .filter(|(n, r)| {
+                    sh.held
+                        .values()
+                        .all(|h| h.stored.get(*n).is_some_and(|s| *s >= r.len))
+                })
                 .map(|(n, r)| (*n, r.name.clone(), r.path.clone()))
                 .collect()
         };
         let loc = &self.primary.location;
         for (n, name, path) in closed {
-            let archived = loc
-                .region()
-                .head(&loc.log_key(&self.family, &name))
-                .await
-                .map_err(btar_format::FormatError::from)?
-                .is_some();
+            let archived = match loc.region().head(&loc.log_key(&self.family, &name)).await {
+                Ok(h) => h.is_some(),
+                // Looked at again at the next cleanup.
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "cannot tell whether the primary archived a spooled file");
+                    break;
+                }
+            };
             if !archived {
                 break;
             }

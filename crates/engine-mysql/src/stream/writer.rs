@@ -56,7 +56,11 @@ impl Writer {
     pub async fn run(mut self) {
         let loc = self.target.location.clone();
         // What a stopped streamer left of files archived since.
-        if let Err(e) = loc.sweep_superseded_tails().await {
+        let swept = tokio::select! {
+            _ = self.stop.cancelled() => return,
+            r = loc.sweep_superseded_tails() => r,
+        };
+        if let Err(e) = swept {
             tracing::warn!(region = %self.target.region, error = %e, "superseded binlog tails not swept");
         }
         let mut files: BTreeMap<u64, FileTail> = BTreeMap::new();
@@ -65,7 +69,12 @@ impl Writer {
         let mut delay = FIRST_DELAY;
         loop {
             let snapshot = self.snapshot();
-            match self.pass(&loc, &snapshot, &mut files, &mut last_put).await {
+            // A store that hangs must not hold up a stop.
+            let passed = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                r = self.pass(&loc, &snapshot, &mut files, &mut last_put) => r,
+            };
+            match passed {
                 Ok(()) => {
                     delay = FIRST_DELAY;
                     self.set_error(None);
@@ -86,7 +95,11 @@ impl Writer {
             }
             if swept.elapsed() >= SWEEP {
                 swept = Instant::now();
-                if let Err(e) = self.sweep(&loc, &snapshot, &mut files).await {
+                let r = tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    r = self.sweep(&loc, &snapshot, &mut files) => r,
+                };
+                if let Err(e) = r {
                     tracing::warn!(region = %self.target.region, error = %e, "superseded binlog tails not swept");
                 }
             }
@@ -138,9 +151,18 @@ impl Writer {
         last_put: &mut Option<Instant>,
     ) -> Result<(), EngineError> {
         for f in snapshot {
+            // Not before its first event (its creation time) is here to tell which file it is.
+            if f.safe <= 4 && !files.contains_key(&f.number) {
+                continue;
+            }
             let t = match files.entry(f.number) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => e.insert(self.load(loc, f).await?),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let t = e.insert(self.load(loc, f).await?);
+                    // What the location holds from before this session counts from the start.
+                    self.set_stored(f.number, if t.done { u64::MAX } else { t.stored });
+                    t
+                }
             };
             if t.done {
                 self.set_stored(f.number, u64::MAX);
@@ -172,10 +194,25 @@ impl Writer {
         Ok(())
     }
 
-    /// What the location already holds of a file: its tail pieces, or its archived copy.
+    /// What the location already holds of a file: its tail pieces, or its archived copy. A tail
+    /// of another file of the same name (a binlog name reused after `RESET MASTER`) is refused:
+    /// appending to it would make one file of two.
     async fn load(&self, loc: &Location, f: &Spooled) -> Result<FileTail, EngineError> {
         let listed = loc.tail_pieces(&self.family, &f.name).await?;
         let stored = covering(&listed).last().map_or(0, |p| p.end);
+        if stored > 0
+            && let Some(head) = loc.read_tail_head(&self.family, &f.name).await?
+        {
+            let n = head.len().min(f.safe as usize) as u64;
+            if let Some(ours) = read_range(&f.path, 0, n).await?
+                && ours != head[..n as usize]
+            {
+                return Err(EngineError::Invalid(format!(
+                    "region `{}` holds a streamed tail of {} that is not the server's {} (was RESET MASTER run, or is this another server?): archive it as a new service",
+                    self.target.region, f.name, f.name
+                )));
+            }
+        }
         let done = stored == 0 && self.archived(loc, &f.name).await?;
         Ok(FileTail {
             name: f.name.clone(),

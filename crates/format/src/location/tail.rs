@@ -190,7 +190,8 @@ impl Location {
         let Some(last) = run.last() else {
             return Ok(None);
         };
-        let mut bytes = Vec::with_capacity(last.end as usize);
+        // The keys name the length; a damaged one must not size an allocation.
+        let mut bytes = Vec::with_capacity(last.end.min(MAX_LOG as u64) as usize);
         let mut file_len = None;
         let mut stored_at = run[0].last_modified;
         for p in run {
@@ -218,8 +219,12 @@ impl Location {
             if *file_len.get_or_insert(len) != len {
                 return Err(damaged("pieces of one file disagree on its length"));
             }
-            // Overlapping bytes are the same bytes of the server's log; take only what is new.
+            // Overlapping bytes must be the same bytes of the server's log (pieces of two different
+            // files under one name — a binlog name reused after RESET MASTER — are not one tail).
             let skip = (bytes.len() as u64 - p.start) as usize;
+            if data[..skip] != bytes[p.start as usize..] {
+                return Err(damaged("overlapping pieces disagree on their common bytes"));
+            }
             bytes.extend_from_slice(&data[skip..]);
             stored_at = stored_at.max(p.last_modified);
         }
@@ -228,6 +233,21 @@ impl Location {
             file_len: file_len.unwrap_or_default(),
             stored_at,
         }))
+    }
+
+    /// The first piece of the readable prefix of log file `name`'s tail (bytes from 0), or `None`:
+    /// enough to tell which file a tail is of without reading all of it.
+    pub async fn read_tail_head(
+        &self,
+        timeline: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, FormatError> {
+        let pieces = self.tail_pieces(timeline, name).await?;
+        let run = covering(&pieces);
+        Ok(self
+            .read_pieces(timeline, name, &run[..run.len().min(1)])
+            .await?
+            .map(|t| t.bytes))
     }
 
     /// Deletes the tail of every log file the location has archived complete (the streamer does
@@ -249,8 +269,12 @@ impl Location {
     }
 
     /// Deletes these pieces (a tail superseded by its archived file, or consolidated into one
-    /// piece). A piece already gone is fine.
+    /// piece). A piece already gone is fine. Those starting first go first: a reader that still
+    /// lists a file's first piece listed before any of the file's pieces was deleted, so it never
+    /// takes a tail with its middle missing for a shorter whole.
     pub async fn delete_tail_pieces(&self, pieces: &[TailPiece]) -> Result<(), FormatError> {
+        let mut pieces: Vec<&TailPiece> = pieces.iter().collect();
+        pieces.sort_by_key(|p| (p.start, p.end));
         for p in pieces {
             let key = self.tail_key(&p.timeline, &p.name, p.start, p.end);
             match self.region.delete(&key).await {
