@@ -102,21 +102,23 @@ fn wait_caught_up(s: &Streamer, regions: usize, server_file: &str) -> Duration {
     t.elapsed()
 }
 
-fn table(src: &MariaDb) {
+/// A source with the `shop.items` table, backed up into both regions.
+fn backed_up() -> (btar_testkit::TestDir, MariaDb, PathBuf) {
+    let (dir, src, config) = two_regions();
     src.sql(
         "CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB; \
          INSERT INTO shop.items VALUES (0, 'before the backup')",
     );
+    let backup = btar_with(&config, &["backup", "create", SVC]);
+    assert!(backup.status.success(), "backup: {}", describe(&backup));
+    (dir, src, config)
 }
 
 #[test]
 fn a_fork_from_the_secondary_holds_every_transaction_streamed_before_the_disaster() {
     let t0 = Instant::now();
-    let (dir, mut src, config) = two_regions();
+    let (dir, mut src, config) = backed_up();
     let (home, away) = (dir.path().join("store-home"), dir.path().join("store-away"));
-    table(&src);
-    let backup = btar_with(&config, &["backup", "create", SVC]);
-    assert!(backup.status.success(), "backup: {}", describe(&backup));
 
     let _follower = Follower::start(&config, dir.path().join("follow.log"));
     let mut s = Streamer::start(&config, SVC, &[]);
@@ -181,11 +183,8 @@ fn a_fork_from_the_secondary_holds_every_transaction_streamed_before_the_disaste
 
 #[test]
 fn a_killed_streamer_resumes_and_the_secondary_catches_up() {
-    let (dir, src, config) = two_regions();
+    let (dir, src, config) = backed_up();
     let away = dir.path().join("store-away");
-    table(&src);
-    let backup = btar_with(&config, &["backup", "create", SVC]);
-    assert!(backup.status.success(), "backup: {}", describe(&backup));
 
     let mut s = Streamer::start(&config, SVC, &[]);
     src.sql("INSERT INTO shop.items VALUES (1, 'one')");
@@ -232,11 +231,8 @@ fn a_killed_streamer_resumes_and_the_secondary_catches_up() {
 /// is skipped, and a restore from the secondary after a disaster holds every commit.
 #[test]
 fn the_follower_and_the_streamer_carry_on_across_a_server_restart() {
-    let (dir, mut src, config) = two_regions();
+    let (dir, mut src, config) = backed_up();
     let (home, away) = (dir.path().join("store-home"), dir.path().join("store-away"));
-    table(&src);
-    let backup = btar_with(&config, &["backup", "create", SVC]);
-    assert!(backup.status.success(), "backup: {}", describe(&backup));
     let follow_log = dir.path().join("follow.log");
     let follower = Follower::start(&config, follow_log.clone());
     let mut s = Streamer::start(&config, SVC, &[]);
@@ -303,11 +299,8 @@ fn set_mode(p: &Path, mode: u32) {
 /// over the hole; once the archived file is shipped there, it holds everything.
 #[test]
 fn a_restore_stops_at_a_partial_tail_and_never_replays_past_its_hole() {
-    let (dir, src, config) = two_regions();
+    let (dir, src, config) = backed_up();
     let away = dir.path().join("store-away");
-    table(&src);
-    let backup = btar_with(&config, &["backup", "create", SVC]);
-    assert!(backup.status.success(), "backup: {}", describe(&backup));
     let mut s = Streamer::start(&config, SVC, &[]);
     for i in 1..=3 {
         src.sql(&format!("INSERT INTO shop.items VALUES ({i}, 'in both')"));
