@@ -162,6 +162,22 @@ fn stop_up(up: &mut Child, signal: &str, data_dirs: &[&Path]) -> Vec<String> {
     still.iter().map(|d| d.display().to_string()).collect()
 }
 
+/// Ctrl-C (SIGINT) stops `btar up` as SIGTERM does: its PostgreSQL and the forks it started stop.
+#[test]
+fn up_stops_what_it_started_on_sigint() {
+    let dir = TestDir::new();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap().to_string();
+    let common::UpServing { child: mut up, .. } = common::up_serving(&["--dir", &d]);
+    let pg = data.join("pg");
+    let fork_dir = data.join("forks").join("demo-copy");
+    let out = fork(&data.join("btar.toml"), "demo-copy", false);
+    let forked = out.status.success() && running(&fork_dir);
+    let still = stop_up(&mut up, "INT", &[&pg, &fork_dir]);
+    assert!(forked, "fork: {}", describe(&out));
+    assert!(still.is_empty(), "still running after SIGINT: {still:?}");
+}
+
 /// Root runs `btar fork` beside a `btar up` that runs as the database user: the `forks` directory
 /// it creates belongs to the owner of the data directory, so the server (or that user's CLI) can
 /// create the next fork there.
