@@ -140,3 +140,56 @@ fn keygen_and_catalog_rebuild_print_objects() {
         assert!(row["backups"].is_u64(), "{row}");
     }
 }
+
+/// A `[storage]` key btar no longer reads, or a value out of range, stops every command with the
+/// config error (exit 1, code `config`) naming the key and what to use instead; the format v1 keys
+/// used to load and be ignored without a word, so an operator tuning them changed nothing.
+#[test]
+fn retired_and_out_of_range_storage_keys_are_refused_naming_the_fix() {
+    let w = World::new(Backend::Fs);
+    let conninfo = "host=127.0.0.1 port=1 user=postgres dbname=postgres";
+    for (setting, needles) in [
+        // 2^54 KiB: the audit's value, which `* 1024` would wrap to 0.
+        (
+            "chunk_size_kib = 18014398509481984",
+            &[
+                "chunk_size_kib",
+                "no longer",
+                "block_size_kib",
+                "pack_size_mib",
+            ][..],
+        ),
+        (
+            "max_in_flight = 8",
+            &["max_in_flight", "no longer", "parallel_files"],
+        ),
+        (
+            "block_size_kib = 18014398509481984",
+            &["block_size_kib", "1..=1024", "18014398509481984"],
+        ),
+        ("parallel_files = 0", &["parallel_files", "1..=256"]),
+    ] {
+        w.write_config(conninfo);
+        w.set_storage(setting);
+        let out = w.btar(&["--output", "json", "service", "get", SVC]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{setting}: {}",
+            btar_testkit::describe(&out)
+        );
+        let e = error_of(&out);
+        assert_eq!(e["error"]["code"], "config", "{setting}: {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        for needle in needles {
+            assert!(
+                message.contains(needle),
+                "{setting}: `{needle}` not in {message}"
+            );
+        }
+        assert!(
+            message.contains("btar.toml"),
+            "{setting}: names the file: {message}"
+        );
+    }
+}

@@ -1,13 +1,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `btar up` beside other programs (issue 10, item 19): a taken API port fails at once, before
-//! initdb; a new setup picks free ports when the defaults are taken; SIGTERM stops the PostgreSQL
-//! and the forks that this run started.
+//! initdb; a new setup picks free ports when the defaults are taken; SIGTERM and SIGINT (Ctrl-C) stop
+//! the PostgreSQL and the forks that this run started. Item 13: a fork run by root beside it leaves
+//! the directories it creates to the user `btar up` runs as.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "common/crash.rs"]
+mod crash;
 
 use btar_testkit::{TestDir, as_db_user, describe};
 
@@ -114,4 +117,116 @@ fn up_takes_free_ports_and_stops_what_it_started_on_sigterm() {
     }
     assert!(still.is_empty(), "still running after SIGTERM: {still:?}");
     drop((held_api, held_notify));
+}
+
+/// `btar --config CONFIG --output json fork demo --name NAME`, as root when `as_root` (the tests run
+/// as root) or else as the database user, as the server itself would.
+fn fork(config: &Path, name: &str, as_root: bool) -> Output {
+    // Bounded: a fork that cannot reach its server waits an hour for promotion.
+    let mut cmd = if as_root {
+        Command::new("timeout")
+    } else {
+        as_db_user("timeout")
+    };
+    cmd.args(["120", env!("CARGO_BIN_EXE_btar")])
+        .arg("--config")
+        .arg(config)
+        .args(["--output", "json", "fork", "demo", "--name", name])
+        .output()
+        .unwrap()
+}
+
+/// Sends `signal` to the `btar up` process (not to `runuser`, which passes SIGTERM on but not
+/// SIGINT; a terminal's Ctrl-C reaches btar itself) and waits for it to exit; then stops (and returns) whichever of
+/// `data_dirs` still runs a server, so a failed assertion leaves nothing running.
+fn stop_up(up: &mut Child, signal: &str, data_dirs: &[&Path]) -> Vec<String> {
+    let pid = crash::btar_pid(up).unwrap_or_else(|| up.id());
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while up.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = up.kill();
+            let _ = up.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let still: Vec<_> = data_dirs.iter().filter(|d| running(d)).collect();
+    for d in &still {
+        btar_testkit::stop_data_dir(d);
+    }
+    still.iter().map(|d| d.display().to_string()).collect()
+}
+
+/// Ctrl-C (SIGINT) stops `btar up` as SIGTERM does: its PostgreSQL and the forks it started stop.
+#[test]
+fn up_stops_what_it_started_on_sigint() {
+    let dir = TestDir::new();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap().to_string();
+    let common::UpServing { child: mut up, .. } = common::up_serving(&["--dir", &d]);
+    let pg = data.join("pg");
+    let fork_dir = data.join("forks").join("demo-copy");
+    let out = fork(&data.join("btar.toml"), "demo-copy", false);
+    let forked = out.status.success() && running(&fork_dir);
+    let still = stop_up(&mut up, "INT", &[&pg, &fork_dir]);
+    assert!(forked, "fork: {}", describe(&out));
+    assert!(still.is_empty(), "still running after SIGINT: {still:?}");
+}
+
+/// Root runs `btar fork` beside a `btar up` that runs as the database user: the `forks` directory
+/// it creates belongs to the owner of the data directory, so the server (or that user's CLI) can
+/// create the next fork there.
+#[test]
+fn a_root_run_fork_beside_up_leaves_the_forks_directory_to_its_owner() {
+    use std::os::unix::fs::MetadataExt;
+    if btar_testkit::db_user().is_none() {
+        eprintln!("SKIPPED: needs root and a database user");
+        return;
+    }
+    let dir = TestDir::new();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap().to_string();
+    let common::UpServing { child: mut up, .. } = common::up_serving(&["--dir", &d]);
+    let config = data.join("btar.toml");
+    let forks = data.join("forks");
+    let by_root = fork(&config, "by-root", true);
+    let uid = |p: &Path| std::fs::metadata(p).map(|m| m.uid()).ok();
+    let (owner, forks_owner) = (uid(&data), uid(&forks));
+    let by_owner = fork(&config, "by-owner", false);
+    let still = stop_up(
+        &mut up,
+        "TERM",
+        &[
+            &data.join("pg"),
+            &forks.join("by-root"),
+            &forks.join("by-owner"),
+        ],
+    );
+    assert!(
+        by_root.status.success(),
+        "fork as root: {}",
+        describe(&by_root)
+    );
+    assert_ne!(
+        owner,
+        Some(0),
+        "btar up hands its directory to the database user"
+    );
+    assert_eq!(
+        forks_owner,
+        owner,
+        "{} is not the data directory owner's",
+        forks.display()
+    );
+    assert!(
+        by_owner.status.success(),
+        "fork as the data directory's owner: {}",
+        describe(&by_owner)
+    );
+    assert!(still.is_empty(), "still running after SIGTERM: {still:?}");
 }

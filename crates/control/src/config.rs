@@ -44,11 +44,13 @@ pub struct StorageSettings {
     /// Retention repacks a pack whose live blocks are less than this share of it (restic's
     /// `prune`); 0 turns repacking off.
     pub repack_live_percent: usize,
-    /// Format v1 settings, accepted so existing configs still load; format v2 ignores them.
+    /// Format v1 settings that format v2 does not read. They are parsed (as any value) only to be
+    /// refused by name in [`StorageSettings::validate`]: a config that sets them was tuned for
+    /// something btar no longer does, and loading it silently would hide that.
     #[serde(default, skip_serializing)]
-    pub chunk_size_kib: Option<usize>,
+    pub chunk_size_kib: Option<toml::Value>,
     #[serde(default, skip_serializing)]
-    pub max_in_flight: Option<usize>,
+    pub max_in_flight: Option<toml::Value>,
 }
 
 impl StorageSettings {
@@ -70,7 +72,28 @@ impl StorageSettings {
         ("repack_live_percent", 0, 100),
     ];
 
+    /// Retired keys and what replaces them.
+    const RETIRED: [(&'static str, &'static str); 2] = [
+        (
+            "chunk_size_kib",
+            "format v2 sizes data with block_size_kib, frame_size_kib and pack_size_mib",
+        ),
+        (
+            "max_in_flight",
+            "parallel_files sets how many files a backup reads (and twice as many a restore writes)",
+        ),
+    ];
+
     fn validate(&self) -> Result<(), ConfigError> {
+        let retired = [&self.chunk_size_kib, &self.max_in_flight];
+        for ((name, instead), value) in Self::RETIRED.iter().zip(retired) {
+            if let Some(v) = value {
+                return Err(ConfigError::Invalid(format!(
+                    "[storage] {name} = {v} is a format v1 setting btar no longer uses; remove it \
+                     ({instead})"
+                )));
+            }
+        }
         let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
         let values = [
             self.compression_level as i64,
@@ -731,8 +754,14 @@ mod tests {
     fn storage_settings_out_of_range_are_refused() {
         let storage = |kv: &str| format!("allow_cross_provider = true\n\n[storage]\n{kv}\n");
         assert!(parse(&storage("pack_size_mib = 64")).is_ok());
-        // Format v1 keys still load (ignored), so an existing config keeps working.
-        assert!(parse(&storage("chunk_size_kib = 1024\nmax_in_flight = 8")).is_ok());
+        // Format v1 keys are refused by name, with what replaces them: btar ignores them.
+        for (old, new) in [
+            ("chunk_size_kib = 1024", "block_size_kib"),
+            ("max_in_flight = -1", "parallel_files"),
+        ] {
+            let err = parse(&storage(old)).unwrap_err().to_string();
+            assert!(err.contains("no longer uses") && err.contains(new), "{err}");
+        }
         // 2^54 KiB: `* 1024` would wrap to 0.
         let err = parse(&storage("block_size_kib = 18014398509481984"))
             .unwrap_err()

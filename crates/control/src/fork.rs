@@ -122,6 +122,15 @@ impl ControlPlane {
         // must exist by then, since `wal-push` never creates one.
         self.create_home_location(&req.name, &req.cloud, src.engine)
             .await?;
+        // The directories above the fork's (`forks/` beside the config): the restore creates the
+        // fork's own directory and gives it to the database user, but one made here by a root-run
+        // CLI beside `btar up` must stay the data directory owner's, or the server's next fork
+        // cannot be created in it.
+        if let Some(parent) = data_dir.parent() {
+            crate::owned_dirs::create_dir_all_owned(parent).map_err(|e| {
+                btar_engine::EngineError::Failed(format!("creating {}: {e}", parent.display()))
+            })?;
+        }
         let outcome = self.restore_from(&loc, &restore, &NoProgress).await?;
         let conninfo = outcome.conninfo.clone().unwrap_or_default();
         let plan = req.plan.clone().unwrap_or_else(|| src.plan.clone());

@@ -22,6 +22,7 @@ mod locations;
 mod log_sequence;
 mod log_shipper;
 mod metrics;
+mod owned_dirs;
 mod restore;
 mod retention;
 pub mod schedule;

@@ -250,6 +250,8 @@ impl From<PgError> for EngineError {
             PgError::TargetOutOfWindow { .. }
             | PgError::NoBackups { .. }
             | PgError::DirNotEmpty(_)
+            | PgError::RestoreRunning(_)
+            | PgError::InterruptedRestore(_)
             | PgError::BadWalName(_)
             | PgError::Conninfo(_)
             | PgError::CannotStream(_)

@@ -79,8 +79,27 @@ pub enum PgError {
     #[error("`{0}` is not a recovery target: an LSN is written X/Y in hexadecimal")]
     BadTarget(String),
 
-    #[error("restore directory {0} exists and is not empty")]
+    #[error(
+        "restore directory {0} exists and is not empty: a restore writes into a new or empty \
+         directory; choose another --data-dir, or remove this one if it is left over from an \
+         earlier restore"
+    )]
     DirNotEmpty(String),
+
+    #[error(
+        "another btar restore is writing into {0} now; wait for it, or choose another --data-dir"
+    )]
+    RestoreRunning(String),
+
+    /// A directory left by a restore that was killed after it started a server, which clients may
+    /// have used since: btar does not remove it by itself.
+    #[error(
+        "restore directory {0} holds a restore that was interrupted after it started PostgreSQL, \
+         which may have been used since; if that is not wanted, stop the server if it still runs \
+         (pg_ctl stop -D {0}) and remove the directory, then run the restore again; or choose \
+         another --data-dir"
+    )]
+    InterruptedRestore(String),
 
     #[error("{what} on {path}: {source}")]
     Io {

@@ -10,6 +10,7 @@ pub mod conninfo;
 mod engine;
 mod error;
 mod local;
+mod partial;
 pub mod restore;
 pub mod server;
 pub mod stream;

@@ -47,7 +47,10 @@ fn write_auth(pg_dir: &Path, os_user: &str) -> Result<(), PgError> {
     std::fs::write(
         &ident,
         format!(
-            "# Written by `btar up`: the server's OS user may connect as postgres.\nbtar {os_user} postgres\n"
+            "# Written by `btar up`: the server's OS user may connect as postgres, and so may root,\n\
+             # who can read the data directory anyway: a root-run `btar fork` waits on its fork's\n\
+             # promotion through this socket (forks keep this file).\n\
+             btar {os_user} postgres\nbtar root postgres\n"
         ),
     )
     .map_err(io("writing", &ident))

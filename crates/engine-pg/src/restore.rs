@@ -12,6 +12,7 @@ use btar_format::{FileReader, Location, Manifest};
 use crate::archive::ArchiveIndex;
 use crate::backup::PgMeta;
 use crate::error::PgError;
+use crate::partial::{self, Partial, Phase};
 use crate::server::Server;
 use crate::{cluster, wal};
 
@@ -281,12 +282,21 @@ fn recovery_settings(opts: &RestoreOptions) -> Vec<(String, String)> {
 /// a directory holding only it counts as empty, so the same command can simply be run again.
 pub const RESTORE_LOG: &str = "btar-restore.log";
 
-async fn prepare_dir(dir: &Path) -> Result<(), PgError> {
+/// Accepts `dir` for a restore (missing, empty but for the server log, or the leftover of a restore
+/// killed before it started a server) and claims it with the marker of a restore in progress.
+async fn prepare_dir(dir: &Path) -> Result<Partial, PgError> {
     use std::os::unix::fs::PermissionsExt;
     match std::fs::read_dir(dir) {
         Ok(it) => {
-            let mut names = it.flatten().map(|e| e.file_name());
-            if names.any(|n| n != RESTORE_LOG) {
+            let names: Vec<_> = it
+                .flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n != RESTORE_LOG)
+                .collect();
+            if names.iter().any(|n| n == partial::MARKER) {
+                return resume_interrupted(dir);
+            }
+            if !names.is_empty() {
                 return Err(PgError::DirNotEmpty(dir.display().to_string()));
             }
         }
@@ -296,22 +306,32 @@ async fn prepare_dir(dir: &Path) -> Result<(), PgError> {
         Err(e) => return Err(PgError::io("reading", dir.display(), e)),
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| PgError::io("chmod", dir.display(), e))
+        .map_err(|e| PgError::io("chmod", dir.display(), e))?;
+    let mut claimed = Partial::claim(dir)?;
+    claimed.set(Phase::Filling, dir)?;
+    Ok(claimed)
 }
 
-/// Undoes a failed restore: stops a server it may have left running, then removes everything it
-/// wrote except the server log. Only called after `prepare_dir` accepted the directory (created by
-/// btar, or empty), so nothing of the user's is touched.
-fn clean_failed(opts: &RestoreOptions) -> Result<(), String> {
-    let dir = &opts.data_dir;
-    if dir.join("postmaster.pid").exists()
-        && let Ok(bin) = cluster::bin_dir(opts.bin_dir.as_deref())
-    {
-        let _ = cluster::stop(&bin, dir, "immediate");
+/// A directory holding the marker of a restore that is no longer running. Before its server
+/// started, everything in it is btar's own unfinished output, so it is removed and the restore
+/// starts over; after, clients may have written to that server, so the operator decides.
+fn resume_interrupted(dir: &Path) -> Result<Partial, PgError> {
+    let mut claimed = Partial::claim(dir)?;
+    if claimed.phase() == Phase::Started || dir.join("postmaster.pid").exists() {
+        return Err(PgError::InterruptedRestore(dir.display().to_string()));
     }
-    let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+    tracing::warn!(dir = %dir.display(),
+        "removing the files of a restore that was interrupted before it started PostgreSQL");
+    remove_all_but(dir, &[RESTORE_LOG, partial::MARKER])?;
+    claimed.set(Phase::Filling, dir)?;
+    Ok(claimed)
+}
+
+/// Removes everything in `dir` but the entries named `keep`.
+fn remove_all_but(dir: &Path, keep: &[&str]) -> Result<(), PgError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| PgError::io("reading", dir.display(), e))?;
     for entry in entries.flatten() {
-        if entry.file_name() == RESTORE_LOG {
+        if keep.iter().any(|k| entry.file_name() == *k) {
             continue;
         }
         let path = entry.path();
@@ -320,9 +340,24 @@ fn clean_failed(opts: &RestoreOptions) -> Result<(), String> {
         } else {
             std::fs::remove_file(&path)
         };
-        removed.map_err(|e| format!("{}: {e}", path.display()))?;
+        removed.map_err(|e| PgError::io("removing", path.display(), e))?;
     }
     Ok(())
+}
+
+/// Undoes a failed restore: stops a server it may have left running, then removes everything it
+/// wrote except the server log. Only called after `prepare_dir` accepted the directory (created by
+/// btar, empty, or btar's own leftover), so nothing of the user's is touched. The marker goes last,
+/// so a cleanup that fails half way still leaves a directory the next restore recognises.
+fn clean_failed(opts: &RestoreOptions, claimed: Partial) -> Result<(), String> {
+    let dir = &opts.data_dir;
+    if dir.join("postmaster.pid").exists()
+        && let Ok(bin) = cluster::bin_dir(opts.bin_dir.as_deref())
+    {
+        let _ = cluster::stop(&bin, dir, "immediate");
+    }
+    remove_all_but(dir, &[RESTORE_LOG, partial::MARKER]).map_err(|e| e.to_string())?;
+    claimed.finish(dir).map_err(|e| e.to_string())
 }
 
 /// Restores a backup into `opts.data_dir` and, with `opts.start`, recovers it to the target. On
@@ -349,13 +384,16 @@ pub async fn run(
         tracing::warn!(damaged = %d.backup_name, reason = %d.reason, using = %manifest.backup_name,
             "restoring from an older backup: a newer one is damaged");
     }
-    prepare_dir(&opts.data_dir).await?;
-    let e = match fill_and_start(loc, opts, &manifest, skipped, progress).await {
-        Ok(outcome) => return Ok(outcome),
+    let mut claimed = prepare_dir(&opts.data_dir).await?;
+    let e = match fill_and_start(loc, opts, &manifest, skipped, progress, &mut claimed).await {
+        Ok(outcome) => {
+            claimed.finish(&opts.data_dir)?;
+            return Ok(outcome);
+        }
         Err(e) => e,
     };
     let dir = opts.data_dir.display();
-    let cleanup = match clean_failed(opts) {
+    let cleanup = match clean_failed(opts, claimed) {
         Ok(()) => format!(
             "removed the restored files from {dir} (kept {RESTORE_LOG}); the same command can be run again"
         ),
@@ -373,6 +411,7 @@ async fn fill_and_start(
     manifest: &Manifest,
     skipped: Vec<DamagedBackup>,
     progress: &dyn Progress,
+    claimed: &mut Partial,
 ) -> Result<RestoreOutcome, PgError> {
     progress.total(manifest.stats.logical_bytes);
     let reader = FileReader::new(loc.clone(), 16);
@@ -409,6 +448,7 @@ async fn fill_and_start(
         conninfo: None,
     };
     if opts.start {
+        claimed.set(Phase::Started, &opts.data_dir)?;
         outcome.reached = Some(start_and_promote(opts).await?);
     }
     Ok(outcome)
