@@ -110,6 +110,13 @@ fn mariadb_backup_copies_and_restores_from_the_secondary() {
         "0"
     );
     drop(restored);
+    // Its directory is not empty now: a second restore there is refused, saying how to go on.
+    let (_none, out, _) = restore("restored", &[]);
+    let err = refused(&out, "restore into a used directory");
+    assert!(
+        err.contains("not empty") && err.contains("choose another --data-dir"),
+        "{err}"
+    );
 
     // A server that will not start: the error says why, the directory keeps only the server's
     // log, and the same request without the bad setting then succeeds there.

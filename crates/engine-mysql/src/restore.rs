@@ -336,7 +336,10 @@ async fn ensure_empty_dir(dir: &Path) -> Result<(), EngineError> {
             let others = rd.flatten().any(|e| e.file_name() != SERVER_LOG);
             if others {
                 return Err(EngineError::Invalid(format!(
-                    "restore directory {} exists and is not empty",
+                    "restore directory {} exists and is not empty: a restore writes into a new or empty \
+                     directory; choose another --data-dir, or, if it is left over from an earlier restore \
+                     (one that was killed), stop a server still running on it (its pid is in \
+                     mariadbd.pid there) and remove it",
                     dir.display()
                 )));
             }

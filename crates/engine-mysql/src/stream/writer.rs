@@ -16,8 +16,9 @@ use btar_region::CancellationToken;
 
 use super::{FIRST_DELAY, MAX_DELAY, SharedState, lock};
 
-/// Pieces lie within one block of this many bytes of a file.
-pub(super) const BLOCK: u64 = 16 << 20;
+/// Pieces lie within one block of this many bytes of a file; it bounds what a consolidation
+/// reads and seals at once (16 MiB blocks: 116 MiB peak RSS under sysbench in bench/mysql).
+pub(super) const BLOCK: u64 = 4 << 20;
 /// Pieces of one block that are consolidated into one.
 const CONSOLIDATE_AFTER: usize = 16;
 /// How often the location is looked at for files it has archived.
