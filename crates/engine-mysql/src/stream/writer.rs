@@ -202,7 +202,7 @@ impl Writer {
         let listed = loc.tail_pieces(&self.family, &f.name).await?;
         let stored = covering(&listed).last().map_or(0, |p| p.end);
         if stored > 0
-            && let Some(head) = loc.read_tail_head(&self.family, &f.name).await?
+            && let Some(head) = loc.read_tail_head(&self.family, &f.name, &listed).await?
         {
             let n = head.len().min(f.safe as usize) as u64;
             if let Some(ours) = read_range(&f.path, 0, n).await?

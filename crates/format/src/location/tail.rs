@@ -235,15 +235,15 @@ impl Location {
         }))
     }
 
-    /// The first piece of the readable prefix of log file `name`'s tail (bytes from 0), or `None`:
-    /// enough to tell which file a tail is of without reading all of it.
+    /// The first piece of the readable prefix of log file `name`'s tail (bytes from 0), given its
+    /// pieces as listed, or `None`: enough to tell which file a tail is of without reading all of it.
     pub async fn read_tail_head(
         &self,
         timeline: &str,
         name: &str,
+        pieces: &[TailPiece],
     ) -> Result<Option<Vec<u8>>, FormatError> {
-        let pieces = self.tail_pieces(timeline, name).await?;
-        let run = covering(&pieces);
+        let run = covering(pieces);
         Ok(self
             .read_pieces(timeline, name, &run[..run.len().min(1)])
             .await?
